@@ -1,0 +1,115 @@
+"""The FastAPI application factory and the context every router reads.
+
+``create_app(ctx)`` builds the app from an :class:`AppContext` made by the
+composition root (``vbs.bootstrap``). Routers reach the context with the
+:func:`get_context` dependency, never through globals, so one process can
+host several apps (tests) and nothing happens at import time.
+
+Routers are listed in ``vbs.api.routers.ROUTER_MODULES``; adding an API
+family is one line there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import vbs
+from vbs.api.errors import install_error_handlers
+from vbs.config import Settings
+from vbs.db.session import Database
+
+__all__ = ["AppContext", "create_app", "get_context", "public_base_url"]
+
+
+@dataclass
+class AppContext:
+    """What the API layer needs, wired once by ``vbs.bootstrap``.
+
+    ``settings`` and ``db`` are always present. The other slots are filled by
+    the layers that own them as they come to exist (repository, volume
+    driver, job queue); a router needing one that is None answers 503.
+    Add new slots here with a default of None.
+    """
+
+    settings: Settings
+    db: Database
+    repository: Any | None = None
+    volume_driver: Any | None = None
+    job_queue: Any | None = None
+
+
+def get_context(request: Request) -> AppContext:
+    """FastAPI dependency: the app's :class:`AppContext`."""
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+def public_base_url(request: Request) -> str:
+    """Base URL clients must use: ``settings.public_url`` or the request's own.
+
+    No trailing slash. Used for catalog entries, version ``self`` links and
+    resource links.
+    """
+    ctx: AppContext = request.app.state.ctx
+    if ctx.settings.public_url:
+        return ctx.settings.public_url
+    return str(request.base_url).rstrip("/")
+
+
+class _RequestId:
+    """Adds ``x-openstack-request-id`` and ``x-compute-request-id`` (same value).
+
+    cinderclient keeps the first as global request id and shows the second in
+    exception text (openstack-compat.md §4.3).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = f"req-{uuid.uuid4()}"
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["x-openstack-request-id"] = request_id
+                headers["x-compute-request-id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, _send)
+
+
+def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI:
+    """Build the ASGI app: error handlers, request ids, every router.
+
+    ``extra_routers`` are module names (each with a ``router``) mounted
+    *before* the standard ones; the test harness uses it for probe routes.
+    """
+    from vbs.api.routers import load_routers
+
+    app = FastAPI(
+        title="VBS — Volume Backup Service",
+        version=vbs.__version__,
+        description="VBS extension API, OpenStack Cinder backup API (v2/v3) and a "
+        "Keystone v3 subset.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    app.add_middleware(_RequestId)
+    for router in load_routers(extra_routers):
+        app.include_router(router)
+    return app

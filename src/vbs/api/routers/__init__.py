@@ -1,0 +1,34 @@
+"""Every API router, in mounting order.
+
+To add an API family: create ``vbs/api/routers/<family>.py`` exposing
+``router: fastapi.APIRouter`` and add its module name below. Order matters
+only where paths overlap: earlier routers win, and inside a router literal
+routes (``/backups/detail``) must come before parameter routes
+(``/backups/{backup_id}``), vbs-api.md §2.4.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+__all__ = ["ROUTER_MODULES", "load_routers"]
+
+ROUTER_MODULES: tuple[str, ...] = (
+    "vbs.api.routers.versions",
+    "vbs.api.routers.identity",
+)
+
+
+def load_routers(extra: Sequence[str] = ()) -> list[APIRouter]:
+    """Import each router module (``extra`` first) and return its ``router``."""
+    routers = []
+    for name in (*extra, *ROUTER_MODULES):
+        module = importlib.import_module(name)
+        router = getattr(module, "router", None)
+        if not isinstance(router, APIRouter):
+            raise TypeError(f"{name} has no 'router' of type APIRouter")
+        routers.append(router)
+    return routers
