@@ -13,7 +13,7 @@ from sqlalchemy import inspect, text
 import vbs.db.models_identity  # noqa: F401 - registers the identity tables
 from tests.support.server import fresh_database_url  # noqa: F401 - fixture
 from vbs.db.base import Base
-from vbs.db.migrate import current_heads, script_heads, upgrade
+from vbs.db.migrate import current_heads, is_current, upgrade
 from vbs.db.session import Database
 
 IDENTITY_TABLES = {"domains", "projects", "users", "role_assignments", "tokens"}
@@ -34,8 +34,7 @@ def test_identity_branch_is_labelled() -> None:
 def test_upgrade_creates_schema_and_is_idempotent(fresh_database_url: str) -> None:  # noqa: F811
     assert current_heads(fresh_database_url) == set()
     upgrade(fresh_database_url)
-    heads = current_heads(fresh_database_url)
-    assert heads == script_heads()
+    assert is_current(fresh_database_url)
     db = Database(fresh_database_url)
     try:
         assert set(inspect(db.engine).get_table_names()) >= IDENTITY_TABLES
@@ -77,4 +76,4 @@ def test_concurrent_upgrades_from_two_processes(fresh_database_url: str) -> None
     results = [p.communicate(timeout=120) for p in procs]
     for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
-    assert current_heads(fresh_database_url) == script_heads()
+    assert is_current(fresh_database_url)

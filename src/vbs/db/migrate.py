@@ -36,7 +36,15 @@ from sqlalchemy.engine import make_url
 
 from vbs.db.session import Database
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_heads", "script_heads", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "applied_revisions",
+    "current_heads",
+    "is_current",
+    "script_heads",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -96,6 +104,22 @@ def current_heads(url: str) -> set[str]:
             return set(MigrationContext.configure(conn).get_current_heads())
     finally:
         db.dispose()
+
+
+def applied_revisions(url: str) -> set[str]:
+    """Every revision the database has, including those only implied by
+    ``depends_on`` (Alembic drops a dependency from ``alembic_version`` once a
+    revision of another branch depends on it)."""
+    heads = current_heads(url)
+    if not heads:
+        return set()
+    script = ScriptDirectory.from_config(alembic_config())
+    return {r.revision for r in script.iterate_revisions(tuple(heads), "base")}
+
+
+def is_current(url: str) -> bool:
+    """True when every branch head of the packaged migrations is applied."""
+    return script_heads() <= applied_revisions(url)
 
 
 def script_heads() -> set[str]:
