@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins: list[str] = ["tests.support.server"]
+pytest_plugins: list[str] = ["tests.support.server", "tests.support.seaweedfs"]

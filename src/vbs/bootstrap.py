@@ -72,8 +72,15 @@ def bootstrap_admin(db: Database, admin_password: str | None) -> str | None:
 
 
 def build_context(settings: Settings, db: Database | None = None) -> AppContext:
-    """The API's context. Later: open repository, volume driver, job queue here."""
-    return AppContext(settings=settings, db=db or Database(settings.database.url))
+    """The API's context. Later: open repository, job queue here."""
+    from vbs.volumes import FileVolumeDriver
+
+    return AppContext(
+        settings=settings,
+        db=db or Database(settings.database.url),
+        # Built-in volume store: sparse files under settings.volumes.root.
+        volume_driver=FileVolumeDriver(settings.volumes.root),
+    )
 
 
 def build_app(settings: Settings, db: Database | None = None) -> FastAPI:

@@ -55,6 +55,10 @@ def register(subparsers: Any) -> None:
     p = ucmd.add_parser("list", parents=[common], help="list users")
     p.set_defaults(func=_user_list)
 
+    from vbs.cli.admin_volume import register_volume
+
+    register_volume(families, common)
+
 
 def _open(args: argparse.Namespace) -> Any:
     from vbs.bootstrap import migrate, prepare_data_dir, retry_on_conflict

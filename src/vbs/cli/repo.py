@@ -1,0 +1,366 @@
+"""``vbs repo``: work on a repository directly, without the service or its database.
+
+Like restic or borg: for disaster recovery, scripting and benchmarks. The
+passphrase comes from ``VBS_REPO_PASSWORD`` or ``--password-file``; a key file
+(``--key-file``, as the service uses) opens a repository too.
+
+Exit codes (stable, documented in docs/operations.md)::
+
+    0  success                          5  corrupt object, or verify found errors
+    1  other error                      6  no such backup
+    2  usage error                      7  repository locked by another operation
+    3  no repository at the location    8  source or target unusable
+    4  wrong passphrase / key file      9  storage backend error
+  130  interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from vbs.errors import (
+    BackendError,
+    BackupNotFound,
+    ChunkMissing,
+    ConfigError,
+    CorruptObject,
+    LockConflict,
+    RepositoryExists,
+    RepositoryNotFound,
+    SourceError,
+    TargetError,
+    VbsError,
+    WrongPassword,
+)
+
+__all__ = ["EXIT_CODES", "register"]
+
+EXIT_CODES: list[tuple[type[VbsError], int]] = [
+    (RepositoryNotFound, 3),
+    (WrongPassword, 4),
+    (CorruptObject, 5),
+    (ChunkMissing, 5),
+    (BackupNotFound, 6),
+    (LockConflict, 7),
+    (SourceError, 8),
+    (TargetError, 8),
+    (BackendError, 9),
+    (RepositoryExists, 1),
+    (ConfigError, 2),
+]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("repo", help="work on a backup repository directly (no service)")
+    p.add_argument(
+        "--repo",
+        default=os.environ.get("VBS_REPO"),
+        help="directory or s3://bucket/prefix (env VBS_REPO)",
+    )
+    p.add_argument("--password-file", type=Path, help="file whose first line is the passphrase")
+    p.add_argument("--key-file", type=Path, help="open with a key file instead of a passphrase")
+    p.add_argument("--project", default="default", help="project whose keys and chunks to use")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
+    p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
+    p.add_argument("--access-key", default=None, help="default: AWS_ACCESS_KEY_ID")
+    p.add_argument("--secret-key", default=None, help="default: AWS_SECRET_ACCESS_KEY")
+    p.add_argument("--no-progress", action="store_true")
+    rs = p.add_subparsers(dest="repo_command", metavar="ACTION")
+    rs.required = True
+
+    c = rs.add_parser("init", help="create a new repository")
+    c.add_argument("--chunk-size", type=int, default=64 * 1024)
+    c.set_defaults(func=_run(_init, open_repo=False))
+
+    c = rs.add_parser("backup", help="back up a file or block device")
+    c.add_argument("source")
+    c.add_argument("--parent", default=None, help="id of the previous backup of this source")
+    c.add_argument("--name", default="")
+    c.add_argument("--id", dest="backup_id", default=None, help="backup id (default: random)")
+    c.set_defaults(func=_run(_backup))
+
+    c = rs.add_parser("restore", help="restore a backup into a file or block device")
+    c.add_argument("backup_id")
+    c.add_argument("target")
+    c.set_defaults(func=_run(_restore))
+
+    c = rs.add_parser("list", help="list backups")
+    c.set_defaults(func=_run(_list))
+
+    c = rs.add_parser("show", help="show one backup")
+    c.add_argument("backup_id")
+    c.set_defaults(func=_run(_show))
+
+    c = rs.add_parser("verify", help="read back and check one backup, or everything")
+    c.add_argument("backup_id", nargs="?")
+    c.set_defaults(func=_run(_verify))
+
+    c = rs.add_parser("delete", help="delete a backup (space is freed by gc)")
+    c.add_argument("backup_id")
+    c.set_defaults(func=_run(_delete))
+
+    c = rs.add_parser("gc", help="free the space of deleted backups")
+    c.add_argument("--grace", type=float, default=3600.0, help="seconds (default 3600)")
+    c.add_argument(
+        "--repack-below",
+        type=float,
+        default=0.5,
+        help="repack packs whose live fraction is below this (default 0.5)",
+    )
+    c.add_argument("--dry-run", action="store_true")
+    c.set_defaults(func=_run(_gc))
+
+    c = rs.add_parser("stats", help="repository size and dedup statistics")
+    c.set_defaults(func=_run(_stats))
+
+
+def _secret(args: argparse.Namespace) -> dict[str, Any]:
+    if args.key_file:
+        try:
+            return {"key_file_bytes": args.key_file.read_bytes()}
+        except OSError as exc:
+            raise ConfigError(f"cannot read key file {args.key_file}: {exc.strerror}") from None
+    if args.password_file:
+        try:
+            return {"passphrase": args.password_file.read_text().splitlines()[0]}
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"cannot read password file {args.password_file}: {exc}") from None
+    pw = os.environ.get("VBS_REPO_PASSWORD")
+    if pw is None:
+        raise ConfigError("no passphrase: set VBS_REPO_PASSWORD or use --password-file")
+    return {"passphrase": pw}
+
+
+def _backend(args: argparse.Namespace, create: bool = False) -> Any:
+    from vbs.repository.backends import open_backend
+
+    if not args.repo:
+        raise ConfigError("no repository: use --repo or set VBS_REPO")
+    return open_backend(
+        args.repo,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        create=create,
+    )
+
+
+def _run(action: Callable[..., int], open_repo: bool = True) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            if not open_repo:
+                return action(args)
+            from vbs.repository.repo import Repository
+
+            backend = _backend(args)
+            try:
+                repo = Repository.open(backend, **_secret(args))
+                return action(args, repo.project(args.project))
+            finally:
+                backend.close()
+        except KeyboardInterrupt:
+            print("vbs repo: interrupted", file=sys.stderr)
+            return 130
+        except VbsError as exc:
+            print(f"vbs repo: {exc.message}", file=sys.stderr)
+            for cls, code in EXIT_CODES:
+                if isinstance(exc, cls):
+                    return code
+            return 1
+        except ValueError as exc:
+            print(f"vbs repo: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _out(args: argparse.Namespace, doc: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    else:
+        print(text)
+
+
+@contextmanager
+def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    if args.json or args.no_progress or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _init(args: argparse.Namespace) -> int:
+    from vbs.repository.repo import Repository
+
+    backend = _backend(args, create=True)
+    try:
+        repo = Repository.init(backend, chunk_size=args.chunk_size, **_secret(args))
+    finally:
+        backend.close()
+    _out(
+        args,
+        {"id": repo.config.repo_id, "location": args.repo, "chunk_size": repo.config.chunk_size},
+        f"created repository {repo.config.repo_id} at {args.repo}",
+    )
+    return 0
+
+
+def _backup(args: argparse.Namespace, store: Any) -> int:
+    from vbs.engine.backup import backup
+
+    with _progress(args, "backup") as progress:
+        result = backup(
+            store,
+            args.source,
+            backup_id=args.backup_id,
+            name=args.name,
+            parent_id=args.parent,
+            progress=progress,
+        )
+    s = result.stats
+    doc = {"id": result.root.backup_id, "stats": s.as_dict(), "seconds": round(s.seconds, 3)}
+    _out(
+        args,
+        doc,
+        f"backup {result.root.backup_id}: {s.volume_size} bytes, {s.chunks_new} new chunks "
+        f"({s.bytes_new_stored} bytes stored), {s.chunks_dedup} deduplicated, "
+        f"{s.chunks_zero} zero, in {s.seconds:.2f} s",
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace, store: Any) -> int:
+    from vbs.engine.restore import restore
+
+    with _progress(args, "restore") as progress:
+        st = restore(store, args.backup_id, args.target, progress=progress)
+    _out(
+        args,
+        {
+            "id": args.backup_id,
+            "target": args.target,
+            "bytes_written": st.bytes_written,
+            "volume_size": st.volume_size,
+            "seconds": round(st.seconds, 3),
+        },
+        f"restored {args.backup_id} to {args.target}: {st.volume_size} bytes in {st.seconds:.2f} s",
+    )
+    return 0
+
+
+def _root_doc(root: Any) -> dict[str, Any]:
+    return {
+        "id": root.backup_id,
+        "name": root.name,
+        "created": root.created,
+        "volume_size": root.volume_size,
+        "chunk_size": root.chunk_size,
+        "source": root.source,
+        "source_id": root.source_id,
+        "parent_id": root.parent_id,
+        "stats": root.stats,
+        "meta": root.meta,
+        "pages": len(root.page_ids),
+    }
+
+
+def _list(args: argparse.Namespace, store: Any) -> int:
+    roots = [store.load_manifest(b) for b in store.backup_ids()]
+    roots.sort(key=lambda r: r.created)
+    docs = [_root_doc(r) for r in roots]
+    lines = [f"{r.backup_id}  {r.created}  {r.volume_size:>14}  {r.name}" for r in roots]
+    _out(args, docs, "\n".join(lines) if lines else "no backups")
+    return 0
+
+
+def _show(args: argparse.Namespace, store: Any) -> int:
+    doc = _root_doc(store.load_manifest(args.backup_id))
+    _out(args, doc, "\n".join(f"{k}: {v}" for k, v in doc.items()))
+    return 0
+
+
+def _verify(args: argparse.Namespace, store: Any) -> int:
+    from vbs.engine.verify import verify_backup, verify_project
+
+    if args.backup_id:
+        with _progress(args, "verify") as progress:
+            findings = verify_backup(store, args.backup_id, progress=progress)
+    else:
+        findings = verify_project(store)
+    errors = [f for f in findings if f.kind.is_error]
+    _out(
+        args,
+        {"ok": not errors, "findings": [f.as_dict() for f in findings]},
+        "\n".join(
+            [f"{f.kind.value}: {f.subject}: {f.detail}" for f in findings]
+            + [f"{len(errors)} error(s)" if errors else "no errors found"]
+        ),
+    )
+    if errors and not args.json:
+        print(f"vbs repo: verify found {len(errors)} error(s)", file=sys.stderr)
+    return 5 if errors else 0
+
+
+def _delete(args: argparse.Namespace, store: Any) -> int:
+    store.delete_manifest(args.backup_id)
+    _out(
+        args, {"deleted": args.backup_id}, f"deleted backup {args.backup_id}; run gc to free space"
+    )
+    return 0
+
+
+def _gc(args: argparse.Namespace, store: Any) -> int:
+    from vbs.repository.gc import GcPolicy, collect
+
+    policy = GcPolicy(grace_seconds=args.grace, repack_below=args.repack_below)
+    status = collect(store, policy, dry_run=args.dry_run)
+    _out(args, status.as_dict(), status.summary())
+    return 0
+
+
+def _stats(args: argparse.Namespace, store: Any) -> int:
+    from vbs.repository import layout
+
+    packs = list(store.backend.list(layout.packs_prefix(store.project)))
+    index = store.load_index()
+    ids = store.backup_ids()
+    doc = {
+        "project": store.project,
+        "backups": len(ids),
+        "packs": len(packs),
+        "pack_bytes": sum(p.size for p in packs),
+        "chunks": len(index),
+        "chunk_size": store.chunk_size,
+    }
+    _out(args, doc, "\n".join(f"{k}: {v}" for k, v in doc.items()))
+    return 0

@@ -1,0 +1,167 @@
+"""Encryption, authentication and chunk ids.
+
+* Blobs (chunks and manifest pages inside packs) are AES-256-GCM encrypted with
+  the project's data key; the AAD binds the blob header and the chunk id.
+* Sealed objects (index files, manifest roots, pack headers, project keys, GC
+  records) are AES-256-GCM with the AAD binding header and object name.
+* Chunk ids are BLAKE3 keyed with the project's id key, so equal plaintext
+  dedups inside one project and nothing can be learned across projects.
+
+Nonces are 96 random bits per encryption (os.urandom). With random nonces one
+key must not encrypt more than 2**32 messages; at 64 KiB chunks that is
+256 TiB of unique data per project before its data key must be rotated
+(documented limit of format v1).
+
+Every object is thread-safe: compressors are per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import blake3
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from vbs.errors import CorruptObject
+from vbs.repository import format as fmt
+
+__all__ = ["BlobCodec", "DecodedBlob", "Sealer", "chunk_hasher"]
+
+ZSTD_LEVEL = 1
+
+
+def chunk_hasher(id_key: bytes) -> blake3.blake3:
+    """A keyed BLAKE3 hasher template; ``.copy()`` is cheaper than re-keying."""
+    return blake3.blake3(key=id_key)
+
+
+class Sealer:
+    """Seals and opens small standalone objects with one AES-256-GCM key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != fmt.KEY_SIZE:
+            raise ValueError("sealing key must be 32 bytes")
+        self._aead = AESGCM(key)
+        self._local = threading.local()
+
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._local, "c", None)
+        if c is None:
+            c = self._local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return c
+
+    def seal(self, kind: int, name: str, plaintext: bytes, *, compress: bool = True) -> bytes:
+        flags = 0
+        body = plaintext
+        if compress:
+            body = self._cctx().compress(plaintext)
+            flags = 1
+        header = fmt.SEALED_HEADER.pack(fmt.SEALED_MAGIC, fmt.FORMAT_VERSION, kind, flags, 0)
+        nonce = os.urandom(fmt.NONCE_SIZE)
+        ct = self._aead.encrypt(nonce, body, header + name.encode())
+        return header + nonce + ct
+
+    def open(self, kind: int, name: str, data: bytes) -> bytes:
+        """Authenticate and decrypt; raises CorruptObject naming the object."""
+        hs = fmt.SEALED_HEADER.size
+        if len(data) < hs + fmt.NONCE_SIZE + fmt.TAG_SIZE:
+            raise CorruptObject(f"{name}: truncated ({len(data)} bytes)")
+        magic, version, got_kind, flags, _ = fmt.SEALED_HEADER.unpack_from(data)
+        if magic != fmt.SEALED_MAGIC:
+            raise CorruptObject(f"{name}: bad magic {magic!r}")
+        if version != fmt.FORMAT_VERSION:
+            raise CorruptObject(f"{name}: unsupported object version {version}")
+        if got_kind != kind:
+            raise CorruptObject(f"{name}: object kind {got_kind}, expected {kind}")
+        nonce = data[hs : hs + fmt.NONCE_SIZE]
+        try:
+            body = self._aead.decrypt(nonce, data[hs + fmt.NONCE_SIZE :], data[:hs] + name.encode())
+        except InvalidTag:
+            raise CorruptObject(f"{name}: authentication failed (corrupt or wrong key)") from None
+        if flags & 1:
+            try:
+                body = zstandard.ZstdDecompressor().decompress(body)
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"{name}: bad compressed payload: {exc}") from None
+        return body
+
+
+class DecodedBlob:
+    """The plaintext of one blob with its type."""
+
+    __slots__ = ("blob_type", "plaintext")
+
+    def __init__(self, blob_type: int, plaintext: bytes) -> None:
+        self.blob_type = blob_type
+        self.plaintext = plaintext
+
+
+class BlobCodec:
+    """Encodes plaintext chunks into blobs and back, for one project.
+
+    ``encode`` compresses with zstd and keeps the compressed form only when it
+    saves at least 1/32 of the size (incompressible data is stored raw and
+    flagged), then encrypts. ``decode`` authenticates, decrypts, decompresses
+    and checks that the plaintext hashes to the expected chunk id.
+    """
+
+    def __init__(self, data_key: bytes, id_key: bytes, *, level: int = ZSTD_LEVEL) -> None:
+        self._aead = AESGCM(data_key)
+        self._hasher = chunk_hasher(id_key)
+        self._level = level
+        self._local = threading.local()
+
+    def _cctx(self) -> zstandard.ZstdCompressor:
+        c = getattr(self._local, "c", None)
+        if c is None:
+            c = self._local.c = zstandard.ZstdCompressor(level=self._level)
+        return c
+
+    def _dctx(self) -> zstandard.ZstdDecompressor:
+        d = getattr(self._local, "d", None)
+        if d is None:
+            d = self._local.d = zstandard.ZstdDecompressor()
+        return d
+
+    def chunk_id(self, plaintext: bytes | memoryview) -> bytes:
+        h = self._hasher.copy()
+        h.update(plaintext)
+        return h.digest()
+
+    def encode(self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview) -> bytes:
+        n = len(plaintext)
+        comp = self._cctx().compress(plaintext)
+        if len(comp) <= n - (n >> 5):
+            body, flags = comp, fmt.BLOB_FLAG_COMPRESSED
+        else:
+            body, flags = plaintext, 0
+        header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
+        nonce = os.urandom(fmt.NONCE_SIZE)
+        return header + nonce + self._aead.encrypt(nonce, body, header + chunk_id)
+
+    def decode(self, chunk_id: bytes, blob: bytes | memoryview, *, where: str = "") -> DecodedBlob:
+        """Raises CorruptObject with ``where`` (pack/offset/volume offset) in the message."""
+        hs = fmt.BLOB_HEADER.size
+        label = f"chunk {chunk_id.hex()}" + (f" ({where})" if where else "")
+        if len(blob) < fmt.BLOB_OVERHEAD:
+            raise CorruptObject(f"{label}: truncated blob")
+        blob = bytes(blob)
+        blob_type, flags, _, plain_len = fmt.BLOB_HEADER.unpack_from(blob)
+        nonce = blob[hs : hs + fmt.NONCE_SIZE]
+        try:
+            body = self._aead.decrypt(nonce, blob[hs + fmt.NONCE_SIZE :], blob[:hs] + chunk_id)
+        except InvalidTag:
+            raise CorruptObject(f"{label}: authentication failed") from None
+        if flags & fmt.BLOB_FLAG_COMPRESSED:
+            try:
+                body = self._dctx().decompress(body, max_output_size=plain_len)
+            except zstandard.ZstdError as exc:
+                raise CorruptObject(f"{label}: bad compressed data: {exc}") from None
+        if len(body) != plain_len:
+            raise CorruptObject(f"{label}: length {len(body)} != recorded {plain_len}")
+        if self.chunk_id(body) != chunk_id:
+            raise CorruptObject(f"{label}: content does not match its id")
+        return DecodedBlob(blob_type, body)
