@@ -10,6 +10,7 @@ module below reads settings on its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,14 +20,23 @@ from sqlalchemy.orm import Session
 
 from vbs.api.app import AppContext, create_app
 from vbs.config import Settings
+from vbs.db.base import utcnow
 from vbs.db.migrate import upgrade
 from vbs.db.session import Database
+from vbs.errors import RepositoryExists, RepositoryNotFound
+from vbs.fsutil import atomic_write
 from vbs.identity import bootstrap_identity
+from vbs.repository.backends import open_backend
+from vbs.repository.repo import Repository
+from vbs.runtime import Runtime
 
 __all__ = [
     "bootstrap_admin",
     "build_app",
     "build_context",
+    "build_runtime",
+    "master_key",
+    "open_repository",
     "migrate",
     "prepare_data_dir",
     "retry_on_conflict",
@@ -71,8 +81,39 @@ def bootstrap_admin(db: Database, admin_password: str | None) -> str | None:
     return retry_on_conflict(db, lambda session: bootstrap_identity(session, admin_password))
 
 
-def build_context(settings: Settings, db: Database | None = None) -> AppContext:
-    """The API's context. Later: open repository, job queue here."""
+def master_key(settings: Settings) -> bytes:
+    """The repository master key file: created on first start (32 random bytes,
+    mode 0600, written durably) unless the operator provided one."""
+    path = settings.repository.master_key_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, os.urandom(32), mode=0o600)
+    return path.read_bytes()
+
+
+def open_repository(settings: Settings) -> Repository:
+    """Open the configured repository with the master key, creating it on first start.
+
+    The chunk size is taken from settings only here, at creation; afterwards
+    the repository's own config (and each manifest) is the authority.
+    """
+    r = settings.repository
+    backend = open_backend(r.location, endpoint_url=r.endpoint_url, region=r.region,
+                           access_key=r.access_key, secret_key=r.secret_key, create=True)
+    key = master_key(settings)
+    try:
+        return Repository.open(backend, key_file_bytes=key)
+    except RepositoryNotFound:
+        try:
+            return Repository.init(backend, key_file_bytes=key, chunk_size=r.chunk_size)
+        except RepositoryExists:  # another process initialised it meanwhile
+            return Repository.open(backend, key_file_bytes=key)
+
+
+def build_context(settings: Settings, db: Database | None = None,
+                  repository: Repository | None = None) -> AppContext:
+    """The API's context: database, volume store, repository, policy port."""
+    from vbs.service.backup_port import ServiceBackupPort
     from vbs.volumes import FileVolumeDriver
 
     return AppContext(
@@ -80,9 +121,38 @@ def build_context(settings: Settings, db: Database | None = None) -> AppContext:
         db=db or Database(settings.database.url),
         # Built-in volume store: sparse files under settings.volumes.root.
         volume_driver=FileVolumeDriver(settings.volumes.root),
+        repository=repository,
+        backup_port=ServiceBackupPort(settings),
     )
 
 
-def build_app(settings: Settings, db: Database | None = None) -> FastAPI:
+def build_app(settings: Settings, db: Database | None = None,
+              repository: Repository | None = None) -> FastAPI:
     """Context plus app, for ``vbs serve`` and in-process tests."""
-    return create_app(build_context(settings, db))
+    return create_app(build_context(settings, db, repository))
+
+
+def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
+                  scheduler: bool = True) -> Runtime:
+    """Job workers, policy scheduler and maintenance of one server process."""
+    from vbs.jobs import Worker
+    from vbs.scheduler.retention import after_policy_backup
+    from vbs.scheduler.scheduler import Scheduler
+    from vbs.service.backup_jobs import BackupRuntime, handlers
+
+    repo = ctx.repository
+    assert isinstance(repo, Repository)
+    port = ctx.backup_port
+    runtime = Runtime(db=ctx.db, repository=repo, worker=None)
+
+    def hook(session: Session, **kw: object) -> object:
+        return after_policy_backup(session, port, **kw)  # type: ignore[arg-type]
+
+    rt = BackupRuntime(db=ctx.db, repository=repo, driver=ctx.volume_driver,
+                       policy_hook=hook, on_deleted=runtime.project_changed)
+    if workers and settings.jobs.workers > 0:
+        runtime.worker = Worker(ctx.db, handlers(rt), concurrency=settings.jobs.workers,
+                                lease_seconds=float(settings.jobs.lease_seconds))
+    if scheduler:
+        runtime.scheduler = Scheduler(ctx.db, port, utcnow)
+    return runtime

@@ -284,7 +284,7 @@ def test_execute_now_records_a_failed_task_per_disk(api: Api) -> None:
     tasks = api.client.get(f"/backuppolicy/{pid}/backuptasks").json()
     assert tasks["count"] == 2
     for t in tasks["tasks"]:
-        assert t["status"] == "EXECUTE_FAIL" and t["code"] == "AutoBackup.1700"
+        assert t["status"] == "EXECUTE_FAIL" and t["code"] == "VolumeBackup.0021"  # disk gone
         assert t["resource_id"] in vols and t["resource_type"] == "volume"
         assert t["backup_name"].startswith("autobk_") and len(t["backup_name"]) == 11
         assert "vbs_job_id" not in t and len(t["created_at"]) == 23 and "finished_at" in t

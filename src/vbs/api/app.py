@@ -43,6 +43,9 @@ class AppContext:
     repository: Any | None = None
     volume_driver: Any | None = None
     job_queue: Any | None = None
+    backup_port: Any | None = None
+    policy_limits: Any | None = None
+    clock: Any | None = None
 
 
 def get_context(request: Request) -> AppContext:

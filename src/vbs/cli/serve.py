@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from vbs.errors import ConfigError
+from vbs.errors import ConfigError, VbsError
 
 __all__ = ["register", "run"]
 
@@ -33,6 +32,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=None, help="listen port (default 8799)")
     parser.add_argument("--config", type=Path, default=_env_path("VBS_CONFIG"),
                         help="TOML settings file (default: $VBS_CONFIG)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="serve the API only; job workers run elsewhere (vbs serve elsewhere)")
+    parser.add_argument("--no-scheduler", action="store_true",
+                        help="do not run the policy scheduler in this process")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.set_defaults(func=run)
@@ -44,32 +47,23 @@ def _env_path(name: str) -> Path | None:
 
 
 def _write_secret(path: Path, data: bytes) -> None:
-    """Write ``data`` atomically with mode 0600 (temp file, fsync, rename, fsync dir).
+    """Durably write a secret file readable by the owner only."""
+    from vbs.fsutil import atomic_write
 
-    Private stand-in until ``vbs.fsutil.atomic_write`` exists.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, data, mode=0o600)
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from vbs.bootstrap import bootstrap_admin, build_app, migrate, prepare_data_dir
+    from vbs.bootstrap import (
+        bootstrap_admin,
+        build_app,
+        build_runtime,
+        migrate,
+        open_repository,
+        prepare_data_dir,
+    )
     from vbs.config import load_settings
     from vbs.db.session import Database
 
@@ -92,8 +86,20 @@ def run(args: argparse.Namespace) -> int:
         _write_secret(path, (generated + "\n").encode())
         print(f"Created user 'admin' in project 'admin'. Password: {generated}\n"
               f"(also stored in {path}, mode 0600; shown only this once)", flush=True)
-    app = build_app(settings, db)
-    uvicorn.run(app, host=settings.server.host, port=settings.server.port,
-                log_level=args.log_level)
-    db.dispose()
+    try:
+        repository = open_repository(settings)
+    except VbsError as exc:
+        print(f"vbs serve: repository {settings.repository.location}: {exc.message}",
+              file=sys.stderr)
+        return 1
+    app = build_app(settings, db, repository)
+    runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
+                            scheduler=not args.no_scheduler)
+    runtime.start()
+    try:
+        uvicorn.run(app, host=settings.server.host, port=settings.server.port,
+                    log_level=args.log_level)
+    finally:
+        runtime.stop()
+        db.dispose()
     return 0

@@ -21,6 +21,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "vbs.api.routers.identity",
     "vbs.api.routers.policies",
     "vbs.api.routers.volumes",  # also mounts vbs.api.routers.snapshots
+    "vbs.api.routers.cloudbackups",
 )
 
 

@@ -1,0 +1,325 @@
+"""Job handlers for backup create, restore and delete, run by the job workers.
+
+Each handler is written to be re-run: after a crash the queue resumes the
+job under a new lease (``ctx.resumed``) and the handler continues from what
+is durable, never from what it remembers:
+
+* create: if the manifest root of the backup already exists in the
+  repository, the data part is done and only the records are finalised;
+  otherwise the backup is taken again (chunks already written are
+  deduplicated, so a resumed run costs little). An internal snapshot made
+  by an earlier attempt (its id is in the job checkpoint) is reused.
+* restore: rewriting a volume is idempotent; it simply runs again.
+* delete: removing a root that is already gone is fine; the row goes last.
+
+Records move only after the repository is durable: a backup becomes
+``available`` after its manifest root is stored (repository format §7).
+A failure that is not transient marks the backup ``error`` (or
+``error_restoring`` / ``error_deleting``), puts the volume back, and fails
+the job with the VBS code of the step that failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from vbs.db.base import utcnow
+from vbs.db.models_backups import Backup
+from vbs.db.models_jobs import Job
+from vbs.db.models_volumes import Volume
+from vbs.db.session import Database
+from vbs.engine.backup import backup as engine_backup
+from vbs.engine.restore import restore as engine_restore
+from vbs.errors import BackupNotFound, Cancelled, ServiceError, VbsError
+from vbs.jobs import JobContext, JobHandler
+from vbs.repository.repo import Repository
+from vbs.service import codes
+from vbs.service.backups import CREATE_JOB, DELETE_JOB, RESTORE_JOB
+from vbs.service.volume_records import volume_record
+from vbs.service.volume_snapshots import (
+    create_snapshot,
+    delete_snapshot,
+    get_snapshot,
+    snapshot_path,
+)
+from vbs.service.volumes import transition_volume, volume_path
+from vbs.volumes import FileVolumeDriver
+
+__all__ = ["BackupRuntime", "handlers", "reconcile"]
+
+log = logging.getLogger(__name__)
+
+PolicyHook = Callable[..., Any]
+
+
+@dataclass
+class BackupRuntime:
+    """What the handlers need, wired once by the composition root."""
+
+    db: Database
+    repository: Repository
+    driver: FileVolumeDriver
+    engine_workers: int = 2
+    policy_hook: PolicyHook | None = None
+    """``after_policy_backup(session, *, project_id, policy_id, volume_id, vbs_job_id,
+    succeeded, now, code, message)`` from the scheduler, set when policies run."""
+    on_deleted: Callable[[str], None] | None = None
+    """Called with the project id after a backup's root was removed (GC trigger)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def handlers(rt: BackupRuntime) -> dict[str, JobHandler]:
+    return {
+        CREATE_JOB: lambda ctx: _create(rt, ctx),
+        RESTORE_JOB: lambda ctx: _restore(rt, ctx),
+        DELETE_JOB: lambda ctx: _delete(rt, ctx),
+    }
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, VbsError) else f"{type(exc).__name__}: {exc}"
+
+
+# --- create ---------------------------------------------------------------------------
+
+
+def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
+    job = ctx.job
+    backup_id = job.entities["backup_id"]
+    previous = str(job.payload.get("previous_volume_status", "available"))
+    with rt.db.session() as s:
+        row = s.get(Backup, backup_id)
+        if row is None:
+            return None  # force-deleted meanwhile
+        if row.status != "creating":
+            return None  # finalised by an earlier attempt
+        project_id, volume_id = row.project_id, row.volume_id
+        user_snapshot = row.snapshot_id
+        name = row.name or ""
+        policy_id = row.policy_id
+        parent_id = row.parent_id
+    store = rt.repository.project(project_id)
+    internal_snapshot: str | None = None
+    try:
+        try:
+            root = store.load_manifest(backup_id)
+            stats = dict(root.stats)
+        except BackupNotFound:
+            if user_snapshot:
+                with rt.db.session() as s:
+                    path = snapshot_path(rt.driver, get_snapshot(s, project_id, user_snapshot))
+            else:
+                internal_snapshot = _internal_snapshot(rt, ctx, project_id, volume_id)
+                path = rt.driver.snapshot_path(internal_snapshot)
+            if parent_id is not None:
+                try:
+                    store.load_manifest(parent_id)
+                except BackupNotFound:
+                    parent_id = None
+            result = engine_backup(
+                store, path, backup_id=backup_id, name=name, source_id=volume_id,
+                parent_id=parent_id, meta={"volume_id": volume_id},
+                progress=ctx.progress, cancel=ctx.cancel, workers=rt.engine_workers,
+            )
+            stats = result.stats.as_dict()
+    except Cancelled:
+        raise  # the worker is stopping: the job is released and resumed later
+    except VbsError as exc:
+        if exc.transient:
+            raise
+        _fail_create(rt, ctx, backup_id, volume_id, previous, internal_snapshot, policy_id, exc)
+        raise ServiceError(_reason(exc), codes.VB_BACKUP_CREATE_FAILED.code, 500) from exc
+    except Exception as exc:
+        _fail_create(rt, ctx, backup_id, volume_id, previous, internal_snapshot, policy_id, exc)
+        raise ServiceError(_reason(exc), codes.VB_BACKUP_CREATE_FAILED.code, 500) from exc
+    with rt.db.session() as s:
+        s.execute(
+            update(Backup)
+            .where(Backup.id == backup_id, Backup.status == "creating")
+            .values(
+                status="available",
+                object_count=int(stats.get("chunks_total", 0)) - int(stats.get("chunks_zero", 0)),
+                stored_bytes=int(stats.get("bytes_new_stored", 0)),
+                progress=100,
+                parent_id=parent_id,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        transition_volume(s, volume_id, {"backing-up"}, previous)
+        if policy_id and rt.policy_hook is not None:
+            rt.policy_hook(s, project_id=project_id, policy_id=policy_id, volume_id=volume_id,
+                           vbs_job_id=job.id, succeeded=True, now=utcnow())
+    _drop_internal_snapshot(rt, ctx, project_id)
+    return {"backup_id": backup_id}
+
+
+def _internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str,
+                       volume_id: str) -> str:
+    """The snapshot this job reads: reused from the checkpoint on a resumed run."""
+    known = (ctx.job.checkpoint or {}).get("internal_snapshot_id")
+    with rt.db.session() as s:
+        if known:
+            with contextlib.suppress(ServiceError):
+                snap = get_snapshot(s, project_id, str(known), include_internal=True)
+                if snap.status == "available":
+                    return snap.id
+        snap = create_snapshot(s, rt.driver, project_id, volume_id, name="vbs-backup",
+                               internal=True)
+    ctx.checkpoint({"internal_snapshot_id": snap.id})
+    return snap.id
+
+
+def _drop_internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str) -> None:
+    snap_id = (ctx.job.checkpoint or {}).get("internal_snapshot_id")
+    with rt.db.session() as s:
+        # The checkpoint written by this run is not in ctx.job: look it up.
+        row = s.get(Job, ctx.job.id)
+        snap_id = (row.checkpoint or {}).get("internal_snapshot_id") if row else snap_id
+    if not snap_id:
+        return
+    try:
+        with rt.db.session() as s:
+            delete_snapshot(s, rt.driver, project_id, str(snap_id), include_internal=True)
+    except Exception:  # noqa: BLE001 - a leftover snapshot is cleaned up by reconcile
+        log.warning("could not remove internal snapshot %s", snap_id, exc_info=True)
+
+
+def _fail_create(rt: BackupRuntime, ctx: JobContext, backup_id: str, volume_id: str,
+                 previous: str, internal_snapshot: str | None, policy_id: str | None,
+                 exc: BaseException) -> None:
+    with rt.db.session() as s:
+        s.execute(
+            update(Backup)
+            .where(Backup.id == backup_id, Backup.status == "creating")
+            .values(status="error", fail_reason=_reason(exc)[:1024], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        transition_volume(s, volume_id, {"backing-up"}, previous)
+        if policy_id and rt.policy_hook is not None:
+            row = s.get(Backup, backup_id)
+            rt.policy_hook(s, project_id=row.project_id if row else "", policy_id=policy_id,
+                           volume_id=volume_id, vbs_job_id=ctx.job.id, succeeded=False,
+                           now=utcnow(), code=codes.VB_BACKUP_CREATE_FAILED.code,
+                           message=_reason(exc)[:255])
+    with rt.db.session() as s:
+        row = s.get(Backup, backup_id)
+        project_id = row.project_id if row else ""
+    if project_id:
+        _drop_internal_snapshot(rt, ctx, project_id)
+
+
+# --- restore --------------------------------------------------------------------------
+
+
+def _restore(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
+    backup_id = ctx.job.entities["backup_id"]
+    volume_id = ctx.job.entities["volume_id"]
+    with rt.db.session() as s:
+        row = s.get(Backup, backup_id)
+        vol = s.get(Volume, volume_id)
+        if row is None or vol is None or row.status != "restoring":
+            return None
+        project_id = row.project_id
+        target: Path = volume_path(rt.driver, volume_record(vol))
+    store = rt.repository.project(project_id)
+    try:
+        engine_restore(store, backup_id, target, progress=ctx.progress, cancel=ctx.cancel,
+                       workers=rt.engine_workers)
+    except Cancelled:
+        raise
+    except Exception as exc:
+        if isinstance(exc, VbsError) and exc.transient:
+            raise
+        with rt.db.session() as s:
+            _set(s, backup_id, "restoring", "error_restoring", _reason(exc))
+            transition_volume(s, volume_id, {"restoring-backup"}, "error_restoring")
+        raise ServiceError(_reason(exc), codes.VB_RESTORE_WRITE_FAILED.code, 500) from exc
+    with rt.db.session() as s:
+        _set(s, backup_id, "restoring", "available", None)
+        transition_volume(s, volume_id, {"restoring-backup"}, "available")
+    return {"backup_id": backup_id, "volume_id": volume_id}
+
+
+def _set(s: Any, backup_id: str, expected: str, new: str, reason: str | None) -> None:
+    values: dict[str, Any] = {"status": new, "updated_at": utcnow()}
+    if reason is not None:
+        values["fail_reason"] = reason[:1024]
+    s.execute(
+        update(Backup).where(Backup.id == backup_id, Backup.status == expected).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- delete ---------------------------------------------------------------------------
+
+
+def _delete(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
+    backup_id = ctx.job.entities["backup_id"]
+    with rt.db.session() as s:
+        row = s.get(Backup, backup_id)
+        if row is None:
+            return None
+        project_id = row.project_id
+    store = rt.repository.project(project_id)
+    try:
+        with contextlib.suppress(BackupNotFound):
+            store.delete_manifest(backup_id)
+    except Exception as exc:
+        if isinstance(exc, VbsError) and exc.transient:
+            raise
+        with rt.db.session() as s:
+            _set(s, backup_id, "deleting", "error_deleting", _reason(exc))
+        raise ServiceError(_reason(exc), codes.VB_DELETE_FAILED.code, 500) from exc
+    with rt.db.session() as s:
+        s.execute(delete(Backup).where(Backup.id == backup_id))
+    if rt.on_deleted is not None:
+        rt.on_deleted(project_id)
+    return {"backup_id": backup_id}
+
+
+# --- reconciliation -------------------------------------------------------------------
+
+
+_FAILED_STATE = {"creating": "error", "restoring": "error_restoring", "deleting": "error_deleting"}
+_JOB_FOR = {"creating": CREATE_JOB, "restoring": RESTORE_JOB, "deleting": DELETE_JOB}
+
+
+def reconcile(db: Database, *, now: dt.datetime | None = None) -> int:
+    """Backups left in a transitional status by a job that ended FAIL without
+    its handler running to the end (e.g. the queue gave up after workers were
+    lost) get their error status; their volumes are put back. Returns how
+    many were fixed. Never touches a backup whose job is INIT or RUNNING."""
+    fixed = 0
+    with db.session() as s:
+        rows = s.scalars(
+            select(Backup).where(Backup.status.in_(tuple(_FAILED_STATE)))
+        ).all()
+        for row in rows:
+            jobs = [
+                j for j in s.scalars(
+                    select(Job).where(Job.job_type == _JOB_FOR[row.status])
+                    .order_by(Job.created_at.desc()).limit(50)
+                ).all()
+                if (j.entities or {}).get("backup_id") == row.id
+            ]
+            if not jobs or jobs[0].status not in ("FAIL", "SUCCESS"):
+                continue
+            reason = jobs[0].fail_reason or "the job ended without finishing the backup"
+            _set(s, row.id, row.status, _FAILED_STATE[row.status], reason)
+            if row.status == "creating":
+                prev = str((jobs[0].payload or {}).get("previous_volume_status", "available"))
+                transition_volume(s, row.volume_id, {"backing-up"}, prev)
+            elif row.status == "restoring":
+                target = (jobs[0].entities or {}).get("volume_id", "")
+                transition_volume(s, target, {"restoring-backup"}, "error_restoring")
+            fixed += 1
+    return fixed
