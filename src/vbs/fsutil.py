@@ -32,6 +32,7 @@ from pathlib import Path
 
 __all__ = [
     "TEMP_PREFIX",
+    "DurableFile",
     "atomic_write",
     "fsync_dir",
     "is_temp_name",
@@ -147,3 +148,59 @@ def atomic_write(
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+class DurableFile:
+    """A file written in pieces, then durably put in place: :func:`atomic_write`
+    for data that arrives over time (a pack being filled), so it never has to
+    sit in memory whole.
+
+    The temporary file is created in *directory*, which must be on the same
+    filesystem as the final path given to :meth:`commit` (a rename is only
+    atomic within one filesystem). ``commit`` fsyncs, renames, and fsyncs the
+    final directory; ``abort`` removes the temporary file. Not thread-safe.
+    """
+
+    def __init__(self, directory: Path, *, mode: int = 0o644) -> None:
+        self._tmp = Path(directory) / f"{TEMP_PREFIX}{secrets.token_hex(8)}-stream"
+        self._fd: int | None = os.open(
+            self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode
+        )
+        self._mode = mode
+        self.size = 0
+        try:
+            os.fchmod(self._fd, mode)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._fd is None:
+            raise ValueError("write after commit or abort")
+        _write_all(self._fd, data)
+        self.size += len(data)
+
+    def commit(self, path: Path) -> None:
+        """Make the content durable under *path* (replacing any old file)."""
+        if self._fd is None:
+            raise ValueError("commit after commit or abort")
+        fd, self._fd = self._fd, None
+        try:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self._tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            raise
+        fsync_dir(Path(path).parent)
+
+    def abort(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)

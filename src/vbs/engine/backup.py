@@ -38,6 +38,7 @@ import numpy as np
 
 from vbs.errors import SourceError
 from vbs.repository import format as fmt
+from vbs.repository.backends.base import ObjectWriter
 from vbs.repository.crypto import BlobCodec
 from vbs.repository.index import ChunkIndex
 from vbs.repository.manifest import ManifestRoot
@@ -45,6 +46,7 @@ from vbs.repository.pack import PackBuilder
 from vbs.repository.repo import ProjectStore
 
 from .common import CancelToken, ProgressFn, RepositoryLock, open_block_or_file
+from .memory import keep_freed_memory
 
 __all__ = ["BackupResult", "BackupStats", "backup"]
 
@@ -90,6 +92,20 @@ class _Counters:
         self.pages_new = 0
 
 
+@dataclass
+class _Pack:
+    """A finished pack on its way to storage (streamed: only ``writer`` to commit)."""
+
+    pack_hex: str
+    data: bytes | None
+    entries: bytes
+    writer: ObjectWriter | None
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
 class _PackWriter:
     """Collects blobs into packs and uploads them on background threads.
 
@@ -104,9 +120,9 @@ class _PackWriter:
         self.index = index
         self.counters = counters
         self._lock = threading.Lock()
-        self._builder = PackBuilder()
+        self._builder = PackBuilder(store.open_pack_writer())
         self._claimed: set[bytes] = set()
-        self._queue: queue.Queue[tuple[str, bytes, bytes] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.Queue[_Pack | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._written: list[tuple[str, bytes]] = []
         self._written_lock = threading.Lock()
@@ -139,16 +155,21 @@ class _PackWriter:
         with self._lock:
             self._builder.add(chunk_id, blob_type, plain_len, blob)
             if self._builder.size >= self.store.pack_target:
-                full, self._builder = self._builder, PackBuilder()
+                full, self._builder = self._builder, PackBuilder(self.store.open_pack_writer())
         if full is not None:
             self._ship(full)
 
     def _ship(self, builder: PackBuilder) -> None:
         pack_hex, data, entries = builder.finish(self.store.sealer)
+        item = _Pack(pack_hex, data, entries, builder.writer)
         while True:
-            self.check()
             try:
-                self._queue.put((pack_hex, data, entries), timeout=0.5)
+                self.check()
+            except BaseException:
+                item.abort()
+                raise
+            try:
+                self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -159,10 +180,15 @@ class _PackWriter:
             if item is None:
                 return
             if self._error is not None:
+                item.abort()
                 continue
-            pack_hex, data, entries = item
+            pack_hex, entries = item.pack_hex, item.entries
             try:
-                self.store.put_pack(pack_hex, data)
+                if item.writer is not None:
+                    self.store.commit_pack(item.writer, pack_hex)
+                else:
+                    assert item.data is not None
+                    self.store.put_pack(pack_hex, item.data)
                 self.index.add_pack(pack_hex, entries)
                 with self._lock:
                     for i in range(0, len(entries), fmt.PACK_ENTRY.size):
@@ -184,6 +210,8 @@ class _PackWriter:
             last, self._builder = self._builder, PackBuilder()
         if len(last):
             self._ship(last)
+        elif last.writer is not None:
+            last.writer.abort()
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:
@@ -196,6 +224,9 @@ class _PackWriter:
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("backup aborted")
+        with self._lock:
+            if self._builder.writer is not None:
+                self._builder.writer.abort()
         for _ in self._threads:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
@@ -287,6 +318,7 @@ def backup(
     parent, when given, must exist in the project and have the same chunk size.
     """
     t0 = time.monotonic()
+    keep_freed_memory()
     backup_id = backup_id or uuid.uuid4().hex
     cancel = cancel or CancelToken()
     chunk_size = store.chunk_size

@@ -24,6 +24,7 @@ from vbs.repository.manifest import ManifestRoot
 from vbs.repository.repo import ProjectStore
 
 from .common import CancelToken, ProgressFn
+from .memory import keep_freed_memory
 from .reader import read_backup
 
 __all__ = ["RestoreStats", "restore"]
@@ -78,6 +79,7 @@ def restore(
     in a larger target are left as they were.
     """
     t0 = time.monotonic()
+    keep_freed_memory()
     root = store.load_manifest(backup_id)
     if index is None:
         index = store.load_index()

@@ -399,6 +399,7 @@ def _repack(
         nonlocal builder
         if len(builder):
             pack_hex, data, entries = builder.finish(store.sealer)
+            assert data is not None  # built in memory: no writer
             store.put_pack(pack_hex, data)
             written.append((pack_hex, entries))
         builder = PackBuilder()

@@ -13,6 +13,7 @@ import blake3
 
 from vbs.errors import CorruptObject
 from vbs.repository import format as fmt
+from vbs.repository.backends.base import ObjectWriter
 from vbs.repository.crypto import Sealer
 
 __all__ = ["PACK_HEADER_NAME", "PackBuilder", "parse_pack", "parse_pack_trailer"]
@@ -21,17 +22,38 @@ PACK_HEADER_NAME = "pack-header"
 
 
 class PackBuilder:
-    """Accumulates encoded blobs; not thread-safe (the caller serialises ``add``)."""
+    """Accumulates encoded blobs; not thread-safe (the caller serialises ``add``).
 
-    __slots__ = ("_entries", "_parts", "size")
+    With a ``writer`` (a backend's streaming writer) the pack goes straight to
+    storage as blobs arrive and never sits in memory; without one, the bytes
+    are collected and returned by :meth:`finish`. Either way the pack id is
+    hashed incrementally.
+    """
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = [fmt.PACK_MAGIC]
+    __slots__ = ("_entries", "_hasher", "_parts", "_writer", "size")
+
+    def __init__(self, writer: ObjectWriter | None = None) -> None:
+        self._writer = writer
+        self._parts: list[bytes] = []
         self._entries = bytearray()
-        self.size = len(fmt.PACK_MAGIC)
+        self._hasher = blake3.blake3(max_threads=1)
+        self.size = 0
+        self._emit(fmt.PACK_MAGIC)
 
     def __len__(self) -> int:
         return len(self._entries) // fmt.PACK_ENTRY.size
+
+    @property
+    def writer(self) -> ObjectWriter | None:
+        return self._writer
+
+    def _emit(self, data: bytes) -> None:
+        self._hasher.update(data)
+        if self._writer is not None:
+            self._writer.write(data)
+        else:
+            self._parts.append(data)
+        self.size += len(data)
 
     def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes) -> int:
         """Append a blob; returns its offset in the pack."""
@@ -40,17 +62,19 @@ class PackBuilder:
         self._entries += fmt.PACK_ENTRY.pack(
             chunk_id, blob_type, flags, 0, offset, len(blob), plain_len
         )
-        self._parts.append(blob)
-        self.size += len(blob)
+        self._emit(blob)
         return offset
 
-    def finish(self, sealer: Sealer) -> tuple[str, bytes, bytes]:
-        """Seal the header and return (pack id hex, pack bytes, entry records)."""
+    def finish(self, sealer: Sealer) -> tuple[str, bytes | None, bytes]:
+        """Seal the header; returns (pack id hex, pack bytes or None when
+        streamed, entry records). A streamed pack still has to be committed."""
         entries = bytes(self._entries)
         header = sealer.seal(fmt.SEALED_KIND_PACK_HEADER, PACK_HEADER_NAME, entries)
-        trailer = fmt.PACK_TRAILER.pack(len(header), len(self), fmt.PACK_TRAILER_MAGIC)
-        data = b"".join([*self._parts, header, trailer])
-        pack_id = blake3.blake3(data, max_threads=1).hexdigest()
+        self._emit(header)
+        self._emit(fmt.PACK_TRAILER.pack(len(header), len(self), fmt.PACK_TRAILER_MAGIC))
+        pack_id = self._hasher.hexdigest()
+        data = None if self._writer is not None else b"".join(self._parts)
+        self._parts = []
         return pack_id, data, entries
 
 

@@ -28,7 +28,7 @@ from vbs.errors import (
 )
 from vbs.repository import format as fmt
 from vbs.repository import layout
-from vbs.repository.backends.base import Backend
+from vbs.repository.backends.base import Backend, ObjectWriter, StreamingBackend
 from vbs.repository.crypto import BlobCodec, Sealer
 from vbs.repository.index import ChunkIndex, Location, parse_index_file, serialize_index_file
 from vbs.repository.keys import (
@@ -237,6 +237,16 @@ class ProjectStore:
     # -- packs ------------------------------------------------------------------
     def put_pack(self, pack_hex: str, data: bytes) -> None:
         self.backend.put(layout.pack_key(self.project, pack_hex), data)
+
+    def open_pack_writer(self) -> ObjectWriter | None:
+        """A streaming writer for a new pack when the backend has one (local
+        directories), else None (packs are buffered and put whole)."""
+        if isinstance(self.backend, StreamingBackend):
+            return self.backend.open_writer()
+        return None
+
+    def commit_pack(self, writer: ObjectWriter, pack_hex: str) -> None:
+        writer.commit(layout.pack_key(self.project, pack_hex))
 
     def read_pack_range(self, pack_hex: str, start: int, length: int) -> bytes:
         data = self.backend.get(layout.pack_key(self.project, pack_hex), start, length)

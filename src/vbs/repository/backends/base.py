@@ -27,11 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from vbs.fsutil import TEMP_PREFIX
 
 __all__ = [
+    "ObjectWriter",
+    "StreamingBackend",
     "MAX_KEY_BYTES",
     "MAX_SEGMENT_BYTES",
     "Backend",
@@ -194,3 +196,26 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release connections and pools. The backend must not be used afterwards."""
         ...
+
+
+class ObjectWriter(Protocol):
+    """An object being streamed into a backend: ``write`` pieces, then ``commit``
+    under its final key (atomic like :meth:`Backend.put`) or ``abort``."""
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def commit(self, key: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingBackend(Protocol):
+    """Optional extension of :class:`Backend` for objects too large to buffer
+    (packs): the key may be chosen after the data is written, because a pack's
+    name is the hash of its content."""
+
+    def open_writer(self) -> ObjectWriter: ...

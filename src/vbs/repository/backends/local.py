@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vbs.errors import BackendError, ObjectNotFound, TransientBackendError
-from vbs.fsutil import atomic_write, fsync_dir, is_temp_name, makedirs_durable
+from vbs.fsutil import DurableFile, atomic_write, fsync_dir, is_temp_name, makedirs_durable
 from vbs.repository.backends.base import ObjectInfo, validate_key, validate_prefix
 
 __all__ = ["LocalBackend"]
@@ -95,6 +95,16 @@ class LocalBackend:
                 atomic_write(path, data, mode=_FILE_MODE)
         except OSError as exc:
             raise _backend_error(exc, "put", key) from exc
+
+    def open_writer(self) -> LocalObjectWriter:
+        """A streaming writer (optional protocol :class:`StreamingBackend`):
+        bytes go straight to a temporary file under the root; ``commit(key)``
+        makes them durable under *key* as atomically as :meth:`put`."""
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+            return LocalObjectWriter(self, DurableFile(self._root, mode=_FILE_MODE))
+        except OSError as exc:
+            raise _backend_error(exc, "put", "(stream)") from exc
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
@@ -196,3 +206,34 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"LocalBackend({str(self._root)!r})"
+
+
+class LocalObjectWriter:
+    """An object being written to a LocalBackend; see ``LocalBackend.open_writer``."""
+
+    def __init__(self, backend: LocalBackend, file: DurableFile) -> None:
+        self._backend = backend
+        self._file = file
+
+    @property
+    def size(self) -> int:
+        return self._file.size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self._file.abort()
+            raise _backend_error(exc, "put", "(stream)") from exc
+
+    def commit(self, key: str) -> None:
+        path = self._backend._path(key)
+        try:
+            makedirs_durable(path.parent)
+            self._file.commit(path)
+        except OSError as exc:
+            self._file.abort()
+            raise _backend_error(exc, "put", key) from exc
+
+    def abort(self) -> None:
+        self._file.abort()
