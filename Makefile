@@ -23,9 +23,7 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy
-	$(BIN)/lint-imports
+	scripts/check
 
 clean:
 	rm -rf $(VENV) .pytest_cache
