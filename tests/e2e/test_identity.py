@@ -352,7 +352,7 @@ def test_unknown_paths_and_methods(server: RunningServer, users: dict[str, str])
     assert policy.status_code == 404 and policy.json()["error"]["code"].startswith("AutoBackup.")
     jobs = httpx.get(f"{b}/v1/{pid}/jobs/x/y")
     assert jobs.status_code == 404 and jobs.json()["error"]["code"] == "common.0011"
-    bad_method = httpx.put(f"{b}/v3/{pid}/backups/{PROBE}")
+    bad_method = httpx.patch(f"{b}/v3/{pid}/backups/{PROBE}")
     assert bad_method.status_code == 405 and bad_method.json()["badMethod"]["code"] == 405
 
 

@@ -3,6 +3,7 @@ what no backup uses, and never a chunk a concurrent backup relies on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.volumes import MIB, file_sha256
 from vbs.engine.backup import backup
 from vbs.engine.restore import restore
 from vbs.engine.verify import verify_project
@@ -27,7 +29,6 @@ from vbs.repository.gc import (
 from vbs.repository.keys import KdfParams
 from vbs.repository.locks import RepositoryLock
 from vbs.repository.repo import ProjectStore, Repository
-from tests.support.volumes import MIB, file_sha256
 
 FAST_KDF = KdfParams(time_cost=1, memory_cost_kib=8 * 1024, parallelism=1)
 POLICY = GcPolicy(grace_seconds=100, repack_below=0.5, lock_stale_seconds=50)
@@ -186,10 +187,8 @@ def test_gc_concurrent_with_backups_loses_nothing(store: ProjectStore, tmp_path:
     t.start()
     clock = Clock(time.time())
     while t.is_alive():
-        try:
+        with contextlib.suppress(LockConflict):
             collect(store, GcPolicy(0, 0.9, 1e12), clock=clock)
-        except LockConflict:
-            pass
         clock.t += 10
     t.join()
     assert not errors

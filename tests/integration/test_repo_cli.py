@@ -17,7 +17,9 @@ from tests.support.volumes import MIB, file_sha256, make_volume
 VBS = [sys.executable, "-m", "vbs.cli"]
 
 
-def run(args: list[str], env: dict[str, str], check: int | None = 0) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], check: int | None = 0
+) -> subprocess.CompletedProcess[str]:
     p = subprocess.run([*VBS, *args], env=env, capture_output=True, text=True, timeout=300)
     if check is not None:
         assert p.returncode == check, (p.returncode, p.stdout, p.stderr)

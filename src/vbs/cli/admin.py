@@ -59,6 +59,10 @@ def register(subparsers: Any) -> None:
 
     register_volume(families, common)
 
+    from vbs.cli.admin_quota import register_quota
+
+    register_quota(families, common)
+
 
 def _open(args: argparse.Namespace) -> Any:
     from vbs.bootstrap import migrate, prepare_data_dir, retry_on_conflict

@@ -8,7 +8,10 @@ is durable, never from what it remembers:
   repository, the data part is done and only the records are finalised;
   otherwise the backup is taken again (chunks already written are
   deduplicated, so a resumed run costs little). An internal snapshot made
-  by an earlier attempt (its id is in the job checkpoint) is reused.
+  by an earlier attempt (its id is in the job checkpoint) is reused; any
+  other internal snapshot of the volume (one whose copy was interrupted
+  before its id was checkpointed) is removed, row and partial file. A run
+  that finds the backup already finalised still drops its snapshot.
 * restore: rewriting a volume is idempotent; it simply runs again.
 * delete: removing a root that is already gone is fine; the row goes last.
 
@@ -34,7 +37,7 @@ from sqlalchemy import delete, select, update
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
 from vbs.db.models_jobs import Job
-from vbs.db.models_volumes import Volume
+from vbs.db.models_volumes import Snapshot, Volume
 from vbs.db.session import Database
 from vbs.engine.backup import backup as engine_backup
 from vbs.engine.restore import restore as engine_restore
@@ -52,6 +55,7 @@ from vbs.service.volume_snapshots import (
 )
 from vbs.service.volumes import transition_volume, volume_path
 from vbs.volumes import FileVolumeDriver
+from vbs.volumes.layout import TEMP_PREFIX, snapshots_dir
 
 __all__ = ["BackupRuntime", "handlers", "reconcile"]
 
@@ -97,15 +101,18 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
     previous = str(job.payload.get("previous_volume_status", "available"))
     with rt.db.session() as s:
         row = s.get(Backup, backup_id)
-        if row is None:
-            return None  # force-deleted meanwhile
-        if row.status != "creating":
-            return None  # finalised by an earlier attempt
-        project_id, volume_id = row.project_id, row.volume_id
-        user_snapshot = row.snapshot_id
-        name = row.name or ""
-        policy_id = row.policy_id
-        parent_id = row.parent_id
+        finished = row is None or row.status != "creating"
+        if row is not None and not finished:
+            project_id, volume_id = row.project_id, row.volume_id
+            user_snapshot = row.snapshot_id
+            name = row.name or ""
+            policy_id = row.policy_id
+            parent_id = row.parent_id
+    if finished:
+        # Force-deleted meanwhile, or finalised by an earlier run that died
+        # before it dropped its internal snapshot: drop that snapshot now.
+        _drop_internal_snapshot(rt, ctx, job.project_id)
+        return None
     store = rt.repository.project(project_id)
     internal_snapshot: str | None = None
     try:
@@ -166,16 +173,52 @@ def _internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str,
                        volume_id: str) -> str:
     """The snapshot this job reads: reused from the checkpoint on a resumed run."""
     known = (ctx.job.checkpoint or {}).get("internal_snapshot_id")
+    reuse: str | None = None
+    if known:
+        with rt.db.session() as s, contextlib.suppress(ServiceError):
+            snap = get_snapshot(s, project_id, str(known), include_internal=True)
+            if snap.status == "available":
+                reuse = snap.id
+    _discard_orphan_snapshots(rt, project_id, volume_id, keep=reuse)
+    if reuse is not None:
+        return reuse
     with rt.db.session() as s:
-        if known:
-            with contextlib.suppress(ServiceError):
-                snap = get_snapshot(s, project_id, str(known), include_internal=True)
-                if snap.status == "available":
-                    return snap.id
-        snap = create_snapshot(s, rt.driver, project_id, volume_id, name="vbs-backup",
+        made = create_snapshot(s, rt.driver, project_id, volume_id, name="vbs-backup",
                                internal=True)
-    ctx.checkpoint({"internal_snapshot_id": snap.id})
-    return snap.id
+    ctx.checkpoint({"internal_snapshot_id": made.id})
+    return made.id
+
+
+def _discard_orphan_snapshots(rt: BackupRuntime, project_id: str, volume_id: str,
+                              keep: str | None) -> None:
+    """Remove the volume's internal snapshots other than ``keep``, rows and files.
+
+    Only create jobs make internal snapshots, and this job holds the volume
+    (its resource key admits one running job per volume), so any other one
+    was left by an earlier run that died: a kill during the copy leaves a
+    ``creating`` row, whose id never reached the checkpoint, and a partial
+    ``.tmp-<id>-*`` file; a kill during a delete leaves ``deleting``. Left
+    alone they would hold disk space and block deleting the volume forever.
+    """
+    with rt.db.session() as s:
+        ids = list(s.scalars(
+            select(Snapshot.id).where(Snapshot.volume_id == volume_id,
+                                      Snapshot.internal.is_(True))
+        ).all())
+        ids = [i for i in ids if i != keep]
+        if ids:
+            s.execute(
+                update(Snapshot)
+                .where(Snapshot.id.in_(ids), Snapshot.status.in_(("creating", "deleting")))
+                .values(status="error", updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    for snap_id in ids:
+        log.info("removing internal snapshot %s left by an interrupted backup", snap_id)
+        for tmp in snapshots_dir(rt.driver.root).glob(f"{TEMP_PREFIX}{snap_id}-*"):
+            tmp.unlink(missing_ok=True)
+        with rt.db.session() as s:
+            delete_snapshot(s, rt.driver, project_id, snap_id, include_internal=True)
 
 
 def _drop_internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str) -> None:

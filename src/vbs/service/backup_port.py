@@ -40,13 +40,11 @@ class ServiceBackupPort:
 
     def submit_policy_backup(self, session: Session, *, project_id: str, volume_id: str,
                              policy_id: str, backup_name: str) -> tuple[str, str]:
-        from vbs.service.quotas import check_backup_quota
-
         with session.begin_nested():
-            check_backup_quota(session, Family.VBS, project_id, self._settings)
             sub = create_backup(
                 session, family=Family.VBS, project_id=project_id, user_id=None,
                 volume_id=volume_id, name=backup_name, source="policy", policy_id=policy_id,
+                quota_defaults=getattr(self._settings, "quotas", None),
             )
         return sub.job_id, sub.backup.id
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from vbs.config import QuotaSettings
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
 from vbs.db.models_volumes import Snapshot, Volume
@@ -31,6 +32,8 @@ from vbs.jobs import queue as jobs
 from vbs.service import codes
 from vbs.service.backup_records import BackupRecord, Family, backup_record, refuse
 from vbs.service.backup_rules import Tag
+from vbs.service.quotas import enforce_backup_quota
+from vbs.service.shares import drop_backup_shares, has_shares, owner_for_reader, refuse_recipient
 from vbs.service.volumes import transition_volume
 
 __all__ = [
@@ -106,8 +109,15 @@ def create_backup(
     full: bool = False,
     source: str = "vbs",
     policy_id: str | None = None,
+    quota_defaults: QuotaSettings | None = None,
 ) -> Submitted:
-    """Record a backup ``creating`` and enqueue the job that takes it."""
+    """Record a backup ``creating`` and enqueue the job that takes it.
+
+    The project's quota is enforced here, after the row is flushed and under
+    the project's quota lock (:mod:`vbs.service.quotas`), so every creation
+    path gets it race-free. ``quota_defaults`` is ``settings.quotas``: the
+    limits of projects the admin gave none (None: unlimited).
+    """
     vol = _volume(session, project_id, volume_id)
     if vol is None:
         refuse(family, codes.VB_VOLUME_NOT_FOUND, f"Volume {volume_id} could not be found.")
@@ -164,6 +174,7 @@ def create_backup(
     )
     session.add(row)
     session.flush()
+    enforce_backup_quota(session, family, project_id, quota_defaults, new_backup_gb=vol.size_gb)
     job = jobs.enqueue(
         session,
         project_id=project_id,
@@ -189,7 +200,9 @@ def _load(session: Session, family: Family, project_id: str, backup_id: str,
 
 
 def get_backup(session: Session, family: Family, project_id: str, backup_id: str) -> BackupRecord:
-    return backup_record(_load(session, family, project_id, backup_id, codes.VB_BACKUP_NOT_FOUND))
+    """A backup the project owns, or one shared with it (docs/decisions.md)."""
+    owner = owner_for_reader(session, backup_id, project_id)
+    return backup_record(_load(session, family, owner, backup_id, codes.VB_BACKUP_NOT_FOUND))
 
 
 def _set_backup_status(session: Session, backup_id: str, expected: frozenset[str],
@@ -211,8 +224,13 @@ def restore_backup(
     backup_id: str,
     volume_id: str,
 ) -> Submitted:
-    """Mark backup ``restoring`` and volume ``restoring-backup``; enqueue the job."""
-    row = _load(session, family, project_id, backup_id, codes.VB_RESTORE_TARGET_NOT_FOUND)
+    """Mark backup ``restoring`` and volume ``restoring-backup``; enqueue the job.
+
+    A project the backup is shared with may restore it into its own volumes
+    (docs/decisions.md); the job is the caller's, the data the owner's.
+    """
+    owner = owner_for_reader(session, backup_id, project_id)
+    row = _load(session, family, owner, backup_id, codes.VB_RESTORE_TARGET_NOT_FOUND)
     if row.status not in RESTORABLE:
         refuse(family, codes.VB_RESTORE_BACKUP_NOT_AVAILABLE,
                f"Backup {backup_id} is {row.status}; it must be available.")
@@ -260,8 +278,11 @@ def delete_backup(
     """Mark the backup ``deleting`` and enqueue the job that removes it.
 
     ``force`` (admin force-delete, openstack-compat §5.8) also accepts
-    ``creating`` and ``restoring``.
+    ``creating`` and ``restoring``. A recipient of a share may not delete the
+    backup (403); the owner's delete of a shared backup: see :func:`_drop_shares`.
     """
+    if owner_for_reader(session, backup_id, project_id) != project_id:
+        refuse_recipient(family, backup_id, "delete")
     row = _load(session, family, project_id, backup_id, codes.VB_BACKUP_NOT_FOUND)
     allowed = DELETABLE | ({"creating", "restoring", "deleting"} if force else frozenset())
     if row.status not in allowed:
@@ -272,7 +293,7 @@ def delete_backup(
     if not _set_backup_status(session, backup_id, frozenset(allowed), "deleting"):
         refuse(family, codes.VB_DELETE_INVALID,
                f"Backup {backup_id} changed status concurrently; try again.")
-    _drop_shares(session, backup_id)
+    _drop_shares(session, family, backup_id, force=force)
     job = jobs.enqueue(
         session,
         project_id=project_id,
@@ -285,15 +306,25 @@ def delete_backup(
     return Submitted(backup_record(row), job.id)
 
 
-def _drop_shares(session: Session, backup_id: str) -> None:
-    """Deleting a backup cancels all its shares (vbs-api §2.11)."""
-    try:
-        from vbs.db.models_shares import Share  # type: ignore[import-not-found]
-    except ImportError:  # sharing not installed in this build
+def _drop_shares(session: Session, family: Family, backup_id: str, *, force: bool) -> None:
+    """Shares of a backup being deleted (docs/decisions.md, owner's delete refused).
+
+    The owner's delete is refused (``VolumeBackup.0105`` / ``badRequest``)
+    while the backup is shared: recipients may restore it, so pulling it away
+    must be an explicit cancel (``DELETE .../os-vendor-backup-sharing/{id}
+    ?is_backup_id=true``) first. An admin's forced delete cancels the shares
+    (vbs-api §2.11). Called after the ``deleting`` compare-and-set, which
+    serialises with share creation (:mod:`vbs.service.shares`), so a share
+    committed concurrently is seen here.
+    """
+    if not has_shares(session, backup_id):
         return
-    session.execute(
-        update(Share).where(Share.backup_id == backup_id).values(status="deleted")
-    )
+    if not force:
+        refuse(family, codes.VB_DELETE_INVALID,
+               f"Backup {backup_id} is shared with other projects; cancel its shares "
+               f"first (DELETE /v2/{{project_id}}/os-vendor-backup-sharing/{backup_id}"
+               f"?is_backup_id=true).")
+    drop_backup_shares(session, backup_id)
 
 
 def reset_status(session: Session, backup_id: str, status: str) -> bool:

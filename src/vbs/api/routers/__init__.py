@@ -21,7 +21,10 @@ ROUTER_MODULES: tuple[str, ...] = (
     "vbs.api.routers.identity",
     "vbs.api.routers.policies",
     "vbs.api.routers.volumes",  # also mounts vbs.api.routers.snapshots
+    "vbs.api.routers.quota",  # literal cloudbackups/quota, before cloudbackups
     "vbs.api.routers.cloudbackups",
+    "vbs.api.routers.sharing",
+    "vbs.api.routers.backups",
 )
 
 

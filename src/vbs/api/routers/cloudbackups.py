@@ -32,7 +32,6 @@ from vbs.service.backup_records import Family
 from vbs.service.backup_rules import parse_vbs_create, parse_vbs_delete, parse_vbs_restore
 from vbs.service.backups import create_backup, delete_backup, restore_backup
 from vbs.service.codes import fail
-from vbs.service.quotas import check_backup_quota
 
 __all__ = ["json_body", "router"]
 
@@ -62,11 +61,11 @@ def _ctx(request: Request) -> AppContext:
 def create(project_id: str, request: Request, principal: VbsPrincipal, body: Body) -> Any:
     req = parse_vbs_create(body)
     with _ctx(request).db.session() as s:
-        check_backup_quota(s, Family.VBS, project_id, _ctx(request).settings)
         sub = create_backup(
             s, family=Family.VBS, project_id=project_id, user_id=principal.user_id,
             volume_id=req.volume_id, snapshot_id=req.snapshot_id, name=req.name,
             description=req.description, tags=req.tags, full=req.full_backup, source="vbs",
+            quota_defaults=_ctx(request).settings.quotas,
         )
     return render_job_accepted(sub.job_id)
 
@@ -113,7 +112,11 @@ def _job(project_id: str, job_id: str, request: Request) -> dict[str, Any]:
         entities=tuple(job.entities.items()), begin_time=job.begin_time,
         end_time=job.end_time, error_code=job.error_code, fail_reason=job.fail_reason,
     )
-    return render_job(view)
+    body = render_job(view)
+    # VBS extension member (clients ignore unknown members): bytes done / total
+    # as last reported by the worker, for progress bars (``vbs job show --wait``).
+    body["progress"] = {"done": job.progress_done, "total": job.progress_total}
+    return body
 
 
 @router.get("/v1/{project_id}/jobs/{job_id}", summary="Query a job (vbs-api §4.4)")

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Native backup API throughput and latency on loopback (not a test).
+
+What it does:
+
+1. starts ``vbs serve`` on a free loopback port with a fresh data dir (or
+   uses ``--url`` with ``--db-url`` and credentials of a running server);
+2. inserts ``--records`` (default 10 000) ``available`` backup rows for the
+   admin project straight into the server's database, in one transaction,
+   through the SQLAlchemy model (:class:`vbs.db.models_backups.Backup`);
+3. drives a bounded load generator (``--concurrency`` threads, each with its
+   own keep-alive ``httpx.Client``, ``--requests`` requests per scenario,
+   after a short warm-up) against:
+
+   * ``list-first``  ``GET /v3/{p}/backups/detail?limit=100``
+   * ``list-deep``   the same with ``marker`` = the 9 000th newest backup
+     (keyset paging: a deep page should cost what the first one does)
+   * ``show``        ``GET /v2/{p}/backups/{id}`` over random ids
+
+and prints requests/s (requests / wall-clock of the scenario) and the p50,
+p99 and max of the per-request latency. Every response is checked (status,
+page length), so a fast error cannot pass for a result.
+
+Usage (from the repository root)::
+
+  .venv/bin/python bench/api_bench.py
+  .venv/bin/python bench/api_bench.py --requests 5000 --concurrency 16 --json out.json
+  .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8776 \
+      --db-url sqlite:////var/lib/vbs/vbs.db --password ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from vbs.db.models_backups import Backup  # noqa: E402
+
+__all__ = ["Result", "main"]
+
+PASSWORD = "vbs-bench-admin-pw"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One scenario: ``requests`` over ``seconds`` of wall clock."""
+
+    name: str
+    requests: int
+    concurrency: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _server(data_dir: Path) -> Iterator[str]:
+    """A ``vbs serve`` process on loopback; yields its base URL."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VBS_")}
+    env["VBS_ADMIN_PASSWORD"] = PASSWORD
+    env["PYTHONPATH"] = str(ROOT / "src")
+    log = (data_dir.parent / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vbs.cli", "serve", "--data-dir", str(data_dir),
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"vbs serve exited with {proc.returncode}")
+            try:
+                if httpx.get(url + "/", timeout=2).status_code == 300:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("vbs serve did not answer within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+
+
+def _login(url: str, user: str, password: str, project: str) -> tuple[str, str]:
+    body = {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+    }}
+    r = httpx.post(url + "/identity/v3/auth/tokens", json=body, timeout=30)
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"], str(r.json()["token"]["project"]["id"])
+
+
+def insert_backups(db_url: str, project_id: str, count: int) -> list[str]:
+    """``count`` available backups, one microsecond apart; ids oldest first."""
+    from sqlalchemy import create_engine, insert
+
+    base = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    volume_id = str(uuid.uuid4())
+    rows: list[dict[str, object]] = []
+    for i, ident in enumerate(ids):
+        at = base + dt.timedelta(microseconds=i)
+        rows.append({
+            "id": ident, "project_id": project_id, "user_id": None, "volume_id": volume_id,
+            "snapshot_id": None, "name": f"bench-{i:05d}", "description": None,
+            "status": "available", "fail_reason": None, "size_gb": 1,
+            "volume_size_bytes": 1 << 30, "object_count": 16, "stored_bytes": 1 << 20,
+            "container": None, "availability_zone": "nova", "is_incremental": i > 0,
+            "parent_id": ids[i - 1] if i else None, "bootable": False, "progress": 100,
+            "source": "native", "policy_id": None, "image_source": False, "meta": {},
+            "tags": [], "created_at": at, "updated_at": at, "data_timestamp": at,
+        })
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(insert(Backup), rows)
+    engine.dispose()
+    return ids
+
+
+def run_scenario(name: str, url: str, token: str, paths: Callable[[int], str],
+                 check: Callable[[httpx.Response], None], *, requests: int,
+                 concurrency: int, warmup: int = 50) -> Result:
+    """``requests`` GETs of ``paths(i)`` from ``concurrency`` threads."""
+    local = threading.local()
+    headers = {"X-Auth-Token": token, "OpenStack-API-Version": "volume 3.64"}
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=url, headers=headers, timeout=60)
+        c: httpx.Client = local.client
+        return c
+
+    def one(i: int) -> float:
+        start = time.perf_counter()
+        resp = client().get(paths(i))
+        elapsed = time.perf_counter() - start
+        check(resp)
+        return elapsed
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, range(warmup)))
+        start = time.perf_counter()
+        latencies = sorted(pool.map(one, range(requests)))
+        wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return Result(name, requests, concurrency, round(wall, 3), round(requests / wall, 1),
+                  round(q[49] * 1000, 2), round(q[98] * 1000, 2),
+                  round(latencies[-1] * 1000, 2))
+
+
+def _page_check(expected: int) -> Callable[[httpx.Response], None]:
+    def check(resp: httpx.Response) -> None:
+        if resp.status_code != 200 or len(resp.json()["backups"]) != expected:
+            raise SystemExit(f"bad list answer {resp.status_code}: {resp.text[:300]}")
+    return check
+
+
+def _show_check(resp: httpx.Response) -> None:
+    if resp.status_code != 200 or resp.json()["backup"]["status"] != "available":
+        raise SystemExit(f"bad show answer {resp.status_code}: {resp.text[:300]}")
+
+
+def bench(url: str, db_url: str | None, user: str, password: str, project: str,
+          records: int, requests: int, concurrency: int) -> list[Result]:
+    token, project_id = _login(url, user, password, project)
+    if db_url is None:
+        raise SystemExit("--db-url is needed to insert the records")
+    t0 = time.perf_counter()
+    ids = insert_backups(db_url, project_id, records)
+    print(f"inserted {records} backups for project {project_id} "
+          f"in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    newest_first = ids[::-1]
+    deep = newest_first[min(9000, records - 101)]
+    rng = random.Random(7)
+    show_ids = [rng.choice(ids) for _ in range(requests + 100)]
+    p = project_id
+    return [
+        run_scenario("list-first  GET /v3/{p}/backups/detail?limit=100", url, token,
+                     lambda i: f"/v3/{p}/backups/detail?limit=100", _page_check(100),
+                     requests=requests, concurrency=concurrency),
+        run_scenario("list-deep   GET /v3/{p}/backups/detail?limit=100&marker=#9000", url,
+                     token, lambda i: f"/v3/{p}/backups/detail?limit=100&marker={deep}",
+                     _page_check(100), requests=requests, concurrency=concurrency),
+        run_scenario("show        GET /v2/{p}/backups/{id}", url, token,
+                     lambda i: f"/v2/{p}/backups/{show_ids[i]}", _show_check,
+                     requests=requests, concurrency=concurrency),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", help="a running server (default: start one)")
+    ap.add_argument("--db-url", help="its database URL (required with --url)")
+    ap.add_argument("--user", default="admin")
+    ap.add_argument("--password", default=PASSWORD)
+    ap.add_argument("--project", default="admin")
+    ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--requests", type=int, default=2_000, help="per scenario")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+    if args.records < 201:
+        ap.error("--records must be at least 201")
+
+    def go(url: str, db_url: str | None) -> list[Result]:
+        return bench(url, db_url, args.user, args.password, args.project, args.records,
+                     args.requests, args.concurrency)
+
+    if args.url:
+        results = go(args.url.rstrip("/"), args.db_url)
+    else:
+        with tempfile.TemporaryDirectory(prefix="vbs-api-bench-") as tmp:
+            data_dir = Path(tmp) / "data"
+            with _server(data_dir) as url:
+                results = go(url, f"sqlite:///{data_dir / 'vbs.db'}")
+    print(f"{'scenario':<66} {'N':>6} {'conc':>4} {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'max ms':>8}")
+    for r in results:
+        print(f"{r.name:<66} {r.requests:>6} {r.concurrency:>4} {r.rps:>8} {r.p50_ms:>8} "
+              f"{r.p99_ms:>8} {r.max_ms:>8}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

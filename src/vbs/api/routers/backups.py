@@ -1,0 +1,226 @@
+"""Native OpenStack backups under ``/v2/{project_id}`` and ``/v3/{project_id}``
+(vbs-api §5, openstack-compat §5).
+
+=======  ==============================  ================================================
+method   path (after the project)        answer
+=======  ==============================  ================================================
+POST     ``/backups``                    202 ``{"backup": summary}``
+GET      ``/backups``                    200 ``{"backups": [summary], "backups_links"?,
+                                         "count"?}``
+GET      ``/backups/detail``             200 ``{"backups": [detail], ...}``
+GET      ``/backups/{id}``               200 ``{"backup": detail}``
+PUT      ``/backups/{id}`` (v3, ≥ 3.9)   200 ``{"backup": summary}``; below 3.9 and on
+                                         v2: 404
+DELETE   ``/backups/{id}``               202, no body
+POST     ``/backups/{id}/action``        202, no body: ``os-force_delete`` /
+                                         ``os-reset_status`` (admin only, else 403)
+POST     ``/backups/{id}/restore``       202 ``{"restore": {backup_id, volume_id,
+                                         volume_name}}``
+=======  ==============================  ================================================
+
+``/backups/detail`` is registered before ``/backups/{id}`` (vbs-api §2.4).
+The backup and restore themselves run as jobs; native callers watch the
+backup's ``status`` (no ``job_id`` is returned). Errors are Cinder faults
+(the service raises them with ``Family.NATIVE``); every ``/v3`` answer, faults
+included, echoes ``OpenStack-API-Version`` (see :func:`cinder_call`).
+
+Decisions: ``snapshot_id`` is optional although [D9] marks it required
+(both stock clients omit it, see :func:`parse_native_create`); the quota is
+enforced inside ``create_backup`` (race-free, after the volume is found, as
+Cinder orders it) and is 413 ``overLimit`` here; ``all_tenants`` is ignored
+(lists are per project); a non-UUID id is 404 so openstacksdk's name lookup
+falls back to a list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from vbs.api.app import public_base_url
+from vbs.api.routers.backups_views import to_view
+from vbs.api.routers.volumes import Call, CinderCall
+from vbs.api.schemas.render import (
+    render_backup_detail,
+    render_backup_list,
+    render_backup_summary,
+    render_native_restore,
+)
+from vbs.service.backup_queries import (
+    UPDATE_MIN_VERSION,
+    list_backups,
+    parse_native_update,
+    restore_to_new_volume,
+    update_backup,
+)
+from vbs.service.backup_records import Family
+from vbs.service.backup_rules import (
+    ForceDelete,
+    parse_backup_action,
+    parse_native_backup_id,
+    parse_native_create,
+    parse_native_list_query,
+    parse_native_restore,
+)
+from vbs.service.backups import (
+    create_backup,
+    delete_backup,
+    get_backup,
+    reset_status,
+    restore_backup,
+)
+from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_FORBIDDEN, NATIVE_NOT_FOUND, fail
+from vbs.service.listing import collection_links
+from vbs.service.volumes import get_volume
+
+__all__ = ["native_json_body", "router"]
+
+router = APIRouter(tags=["backups"])
+
+
+async def native_json_body(request: Request) -> object:
+    """The request body as JSON (``None`` when empty); malformed JSON is
+    Cinder's 400 "Malformed request body"."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        fail(NATIVE_BAD_REQUEST, "Malformed request body: the body is not valid JSON.")
+
+
+Body = Annotated[object, Depends(native_json_body)]
+
+
+# --------------------------------------------------------------------------- create, list
+
+
+@router.post("/v3/{project_id}/backups", status_code=202, summary="Create a backup")
+@router.post("/v2/{project_id}/backups", status_code=202, include_in_schema=False)
+def create_backup_handler(call: Call, body: Body) -> Response:
+    req = parse_native_create(body, version=call.version)
+    project = call.principal.project_id
+    with call.ctx.db.session() as s:
+        sub = create_backup(
+            s, family=Family.NATIVE, project_id=project, user_id=call.principal.user_id,
+            volume_id=req.volume_id, snapshot_id=req.snapshot_id, name=req.name,
+            description=req.description, metadata=dict(req.metadata),
+            container=req.container, availability_zone=req.availability_zone,
+            source="native", quota_defaults=call.ctx.settings.quotas,
+        )
+    return call.reply({"backup": render_backup_summary(to_view(sub.backup), call.links)}, 202)
+
+
+def _list(call: CinderCall, request: Request, *, detail: bool) -> Response:
+    query = parse_native_list_query(dict(request.query_params), version=call.version)
+    with call.ctx.db.session() as s:
+        page = list_backups(s, call.principal.project_id, query)
+    next_links = collection_links(
+        public_base_url(request) + request.url.path, list(request.query_params.multi_items()),
+        limit=query.page.limit, last_id=page.items[-1].id if page.items else None,
+        has_more=page.has_more,
+    )
+    return call.reply(render_backup_list(
+        [to_view(r) for r in page.items], call.links, detail=detail, version=call.version,
+        next_links=next_links, count=page.count,
+    ))
+
+
+@router.get("/v3/{project_id}/backups", summary="List backups")
+@router.get("/v2/{project_id}/backups", include_in_schema=False)
+def list_backups_handler(request: Request, call: Call) -> Response:
+    return _list(call, request, detail=False)
+
+
+@router.get("/v3/{project_id}/backups/detail", summary="List backups with details")
+@router.get("/v2/{project_id}/backups/detail", include_in_schema=False)
+def list_backups_detail_handler(request: Request, call: Call) -> Response:
+    return _list(call, request, detail=True)
+
+
+# --------------------------------------------------------------------------- one backup
+
+
+@router.get("/v3/{project_id}/backups/{backup_id}", summary="Show a backup")
+@router.get("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
+def show_backup_handler(backup_id: str, call: Call) -> Response:
+    bid = parse_native_backup_id(backup_id)
+    with call.ctx.db.session() as s:
+        record = get_backup(s, Family.NATIVE, call.principal.project_id, bid)
+    return call.reply({"backup": render_backup_detail(to_view(record), call.links,
+                                                      call.version)})
+
+
+@router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)")
+@router.put("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
+def update_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
+    if not call.at_least(UPDATE_MIN_VERSION):
+        fail(NATIVE_NOT_FOUND, "The resource could not be found (updating a backup needs "
+                               "microversion 3.9 or later).")
+    bid = parse_native_backup_id(backup_id)
+    req = parse_native_update(body, version=call.version)
+    with call.ctx.db.session() as s:
+        record = update_backup(s, call.principal.project_id, bid, req)
+    return call.reply({"backup": render_backup_summary(to_view(record), call.links)})
+
+
+@router.delete("/v3/{project_id}/backups/{backup_id}", status_code=202,
+               summary="Delete a backup")
+@router.delete("/v2/{project_id}/backups/{backup_id}", status_code=202,
+               include_in_schema=False)
+def delete_backup_handler(backup_id: str, call: Call) -> Response:
+    bid = parse_native_backup_id(backup_id)
+    with call.ctx.db.session() as s:
+        delete_backup(s, family=Family.NATIVE, project_id=call.principal.project_id,
+                      backup_id=bid)
+    return call.reply(None, 202)
+
+
+@router.post("/v3/{project_id}/backups/{backup_id}/action", status_code=202,
+             summary="Force-delete or reset the status of a backup (admin)")
+@router.post("/v2/{project_id}/backups/{backup_id}/action", status_code=202,
+             include_in_schema=False)
+def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
+    action = parse_backup_action(body)
+    forced = isinstance(action, ForceDelete)
+    if not call.principal.is_admin:
+        rule = "force_delete" if forced else "reset_status"
+        fail(NATIVE_FORBIDDEN, f"Policy doesn't allow "
+                               f"volume_extension:backup_admin_actions:{rule} to be performed.")
+    bid = parse_native_backup_id(backup_id)
+    project = call.principal.project_id
+    with call.ctx.db.session() as s:
+        if isinstance(action, ForceDelete):
+            delete_backup(s, family=Family.NATIVE, project_id=project, backup_id=bid,
+                          force=True)
+        else:
+            get_backup(s, Family.NATIVE, project, bid)
+            reset_status(s, bid, action.status)
+    return call.reply(None, 202)
+
+
+@router.post("/v3/{project_id}/backups/{backup_id}/restore", status_code=202,
+             summary="Restore a backup to an existing or a new volume")
+@router.post("/v2/{project_id}/backups/{backup_id}/restore", status_code=202,
+             include_in_schema=False)
+def restore_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
+    bid = parse_native_backup_id(backup_id)
+    if isinstance(body, Mapping) and "restore" in body and body["restore"] is None:
+        body = {"restore": {}}  # Cinder accepts a null restore object (openstack-compat §5.9)
+    req = parse_native_restore(body)
+    project = call.principal.project_id
+    with call.ctx.db.session() as s:
+        if req.volume_id is not None:
+            restore_backup(s, family=Family.NATIVE, project_id=project, backup_id=bid,
+                           volume_id=req.volume_id)
+            volume = get_volume(s, project, req.volume_id)
+        else:
+            volume = restore_to_new_volume(
+                s, call.driver(), project_id=project, user_id=call.principal.user_id,
+                backup_id=bid, name=req.name,
+            ).volume
+    return call.reply(render_native_restore(bid, volume.id, volume.name), 202)

@@ -1,0 +1,60 @@
+"""How the client commands print: JSON for scripts, tables for people.
+
+``--json`` prints one JSON document on stdout (the API's objects, unchanged).
+Otherwise a list is a table and one object a two-column field/value table:
+rich tables on a terminal, tab-separated lines (no header) when stdout is a
+pipe, like ``vbs admin``. Errors never go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["cell", "print_doc", "print_object", "print_table"]
+
+
+def cell(value: Any) -> str:
+    """A value as one table cell: ``-`` for null, JSON for lists and objects."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def print_doc(doc: Any) -> None:
+    """One JSON document on stdout."""
+    print(json.dumps(doc, indent=1, sort_keys=True))
+
+
+def print_table(args: argparse.Namespace, doc: Any, columns: Sequence[str],
+                rows: Sequence[Mapping[str, Any]], title: str | None = None) -> None:
+    """``doc`` as JSON with ``--json``; otherwise ``columns`` of each row."""
+    if args.json:
+        print_doc(doc)
+        return
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, title=title)
+        for r in cells:
+            table.add_row(*r)
+        Console().print(table)
+    else:
+        for r in cells:
+            print("\t".join(r))
+
+
+def print_object(args: argparse.Namespace, doc: Any, obj: Mapping[str, Any],
+                 title: str | None = None) -> None:
+    """``doc`` as JSON with ``--json``; otherwise ``obj`` as field/value rows."""
+    rows = [{"field": k, "value": v} for k, v in obj.items()]
+    print_table(args, doc, ("field", "value"), rows, title=title)
