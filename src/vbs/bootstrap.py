@@ -137,6 +137,7 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
     """Job workers, policy scheduler and maintenance of one server process."""
     from vbs.jobs import Worker
     from vbs.scheduler.retention import after_policy_backup
+    from vbs.scheduler.runs import mark_task_running
     from vbs.scheduler.scheduler import Scheduler
     from vbs.service.backup_jobs import BackupRuntime, handlers
 
@@ -149,7 +150,8 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
         return after_policy_backup(session, port, **kw)  # type: ignore[arg-type]
 
     rt = BackupRuntime(db=ctx.db, repository=repo, driver=ctx.volume_driver,
-                       policy_hook=hook, on_deleted=runtime.project_changed)
+                       policy_hook=hook, task_started=mark_task_running,
+                       on_deleted=runtime.project_changed)
     if workers and settings.jobs.workers > 0:
         runtime.worker = Worker(ctx.db, handlers(rt), concurrency=settings.jobs.workers,
                                 lease_seconds=float(settings.jobs.lease_seconds))

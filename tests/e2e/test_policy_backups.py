@@ -203,9 +203,6 @@ def test_execute_now_backs_up_every_bound_volume(api: Api) -> None:
         assert api.restore_digest(backup_id) == digests[volume_id]
 
 
-@pytest.mark.xfail(strict=True, reason="policy tags are not copied onto policy backups: "
-                                       "ServiceBackupPort.submit_policy_backup passes no tags "
-                                       "(vbs-api §2.14 says backups carry the policy's tags)")
 def test_policy_backups_carry_the_policy_tags(api: Api) -> None:
     volume = api.volume("tagged")
     _fill(api, volume, seed=30)

@@ -137,10 +137,14 @@ def test_flipped_byte_fails_restore_and_verify_naming_the_chunk(
 ) -> None:
     src = _write(tmp_path / "s.img", 2 * MIB, [(0, os.urandom(2 * MIB))])
     res = backup(store, src)
-    pack = next(store.backend.list(layout.packs_prefix("p1")))
-    path = Path(store.backend.location) / pack.key  # type: ignore[attr-defined]
+    # find the blob of the volume's second chunk and flip one byte inside it
+    index = store.load_index()
+    page = store.load_page(res.root.page_ids[0], index)
+    loc = index.lookup(page[32:64])
+    assert loc is not None
+    path = Path(store.backend.location) / layout.pack_key("p1", loc.pack_id)  # type: ignore[attr-defined]
     raw = bytearray(path.read_bytes())
-    raw[100_000] ^= 0x40  # inside the second blob
+    raw[loc.offset + loc.length // 2] ^= 0x40
     path.write_bytes(raw)
     out = tmp_path / "o.img"
     with pytest.raises(CorruptObject, match=r"chunk [0-9a-f]{64} \(volume offset 65536"):

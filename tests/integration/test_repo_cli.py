@@ -75,10 +75,10 @@ def test_corrupt_pack_gives_exit_5_naming_the_chunk(env: dict[str, str], tmp_pat
     src = tmp_path / "v.img"
     src.write_bytes(os.urandom(3 * MIB))
     bid = json.loads(run(["repo", "--json", "backup", str(src)], env).stdout)["id"]
-    pack = next(p for p in (Path(env["VBS_REPO"]) / "projects/default/data").rglob("*")
-                if p.is_file())
+    packs = [p for p in (Path(env["VBS_REPO"]) / "projects/default/data").rglob("*") if p.is_file()]
+    pack = max(packs, key=lambda p: p.stat().st_size)  # a data pack, not the manifest page's
     raw = bytearray(pack.read_bytes())
-    raw[200_000] ^= 1
+    raw[len(raw) // 3] ^= 1
     pack.write_bytes(raw)
     p = run(["repo", "restore", bid, str(tmp_path / "o.img")], env, check=5)
     assert "chunk " in p.stderr and "volume offset" in p.stderr and "Traceback" not in p.stderr

@@ -109,8 +109,9 @@ class _Pack:
 class _PackWriter:
     """Collects blobs into packs and uploads them on background threads.
 
-    ``claim`` makes sure one chunk id is encoded once per backup even when two
-    workers meet it at the same time.
+    Each thread fills its own pack (no lock around the writes, which stream to
+    storage); ``claim_missing`` makes sure one chunk id is encoded once per
+    backup even when two workers meet it at the same time.
     """
 
     def __init__(
@@ -120,7 +121,8 @@ class _PackWriter:
         self.index = index
         self.counters = counters
         self._lock = threading.Lock()
-        self._builder = PackBuilder(store.open_pack_writer())
+        self._local = threading.local()
+        self._open: list[PackBuilder] = []
         self._claimed: set[bytes] = set()
         self._queue: queue.Queue[_Pack | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
@@ -150,14 +152,23 @@ class _PackWriter:
                     out.append(True)
         return out
 
-    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes) -> None:
-        full = None
+    def _new_builder(self) -> PackBuilder:
+        builder = PackBuilder(self.store.open_pack_writer())
         with self._lock:
-            self._builder.add(chunk_id, blob_type, plain_len, blob)
-            if self._builder.size >= self.store.pack_target:
-                full, self._builder = self._builder, PackBuilder(self.store.open_pack_writer())
-        if full is not None:
-            self._ship(full)
+            self._open.append(builder)
+        self._local.builder = builder
+        return builder
+
+    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes) -> None:
+        builder: PackBuilder | None = getattr(self._local, "builder", None)
+        if builder is None:
+            builder = self._new_builder()
+        builder.add(chunk_id, blob_type, plain_len, blob)
+        if builder.size >= self.store.pack_target:
+            with self._lock:
+                self._open.remove(builder)
+            self._local.builder = None
+            self._ship(builder)
 
     def _ship(self, builder: PackBuilder) -> None:
         pack_hex, data, entries = builder.finish(self.store.sealer)
@@ -207,11 +218,12 @@ class _PackWriter:
     def finish(self) -> None:
         """Flush the last pack, wait for every upload, write the last index file."""
         with self._lock:
-            last, self._builder = self._builder, PackBuilder()
-        if len(last):
-            self._ship(last)
-        elif last.writer is not None:
-            last.writer.abort()
+            remaining, self._open = self._open, []
+        for last in remaining:  # the producing threads have all finished
+            if len(last):
+                self._ship(last)
+            elif last.writer is not None:
+                last.writer.abort()
         for _ in self._threads:
             self._queue.put(None)
         for t in self._threads:
@@ -225,8 +237,10 @@ class _PackWriter:
     def abort(self) -> None:
         self._error = self._error or RuntimeError("backup aborted")
         with self._lock:
-            if self._builder.writer is not None:
-                self._builder.writer.abort()
+            remaining, self._open = self._open, []
+        for builder in remaining:
+            if builder.writer is not None:
+                builder.writer.abort()
         for _ in self._threads:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)

@@ -75,6 +75,8 @@ class BackupRuntime:
     policy_hook: PolicyHook | None = None
     """``after_policy_backup(session, *, project_id, policy_id, volume_id, vbs_job_id,
     succeeded, now, code, message)`` from the scheduler, set when policies run."""
+    task_started: Callable[..., Any] | None = None
+    """``mark_task_running(session, *, vbs_job_id)`` from the scheduler."""
     on_deleted: Callable[[str], None] | None = None
     """Called with the project id after a backup's root was removed (GC trigger)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +115,9 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
         # before it dropped its internal snapshot: drop that snapshot now.
         _drop_internal_snapshot(rt, ctx, job.project_id)
         return None
+    if policy_id and rt.task_started is not None:
+        with rt.db.session() as s:
+            rt.task_started(s, vbs_job_id=job.id)  # policy task WAITING -> RUNNING
     store = rt.repository.project(project_id)
     internal_snapshot: str | None = None
     try:

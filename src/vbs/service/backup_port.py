@@ -16,6 +16,7 @@ from vbs.db.models_backups import Backup
 from vbs.db.models_volumes import Volume
 from vbs.scheduler.ports import BackupRef, VolumeInfo
 from vbs.service.backup_records import Family
+from vbs.service.backup_rules import Tag
 from vbs.service.backups import create_backup, delete_backup
 
 __all__ = ["ServiceBackupPort"]
@@ -40,11 +41,14 @@ class ServiceBackupPort:
 
     def submit_policy_backup(self, session: Session, *, project_id: str, volume_id: str,
                              policy_id: str, backup_name: str) -> tuple[str, str]:
+        from vbs.scheduler.runs import policy_tags
+
+        tags = [Tag(k, v) for k, v in policy_tags(session, policy_id)]  # vbs-api §2.13
         with session.begin_nested():
             sub = create_backup(
                 session, family=Family.VBS, project_id=project_id, user_id=None,
                 volume_id=volume_id, name=backup_name, source="policy", policy_id=policy_id,
-                quota_defaults=getattr(self._settings, "quotas", None),
+                tags=tags, quota_defaults=getattr(self._settings, "quotas", None),
             )
         return sub.job_id, sub.backup.id
 

@@ -43,8 +43,18 @@ from __future__ import annotations
 from vbs.repository.backends.base import Backend, ObjectInfo, validate_key, validate_prefix
 from vbs.repository.backends.local import LocalBackend
 from vbs.repository.backends.retry import RetryingBackend
-from vbs.repository.backends.s3 import S3Backend
 from vbs.repository.backends.url import open_backend
+
+
+def __getattr__(name: str) -> object:
+    """``S3Backend`` is imported on first use: boto3 takes ~0.15 s to import,
+    which every local-only command would otherwise pay."""
+    if name == "S3Backend":
+        from vbs.repository.backends.s3 import S3Backend
+
+        return S3Backend
+    raise AttributeError(name)
+
 
 __all__ = [
     "Backend",

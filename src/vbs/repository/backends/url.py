@@ -27,7 +27,6 @@ from vbs.fsutil import makedirs_durable
 from vbs.repository.backends.base import Backend
 from vbs.repository.backends.local import LocalBackend
 from vbs.repository.backends.retry import RetryingBackend
-from vbs.repository.backends.s3 import S3Backend
 
 __all__ = ["open_backend"]
 
@@ -73,6 +72,8 @@ def open_backend(
             raise ConfigError(f"S3 location {location!r} has no bucket (s3://bucket/prefix)")
         if parts.query or parts.fragment:
             raise ConfigError(f"S3 location {location!r}: query and fragment are not allowed")
+        from vbs.repository.backends.s3 import S3Backend  # boto3 is slow to import
+
         s3 = S3Backend(
             parts.netloc,
             unquote(parts.path).strip("/"),
