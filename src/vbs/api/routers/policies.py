@@ -19,6 +19,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
+from sqlalchemy.exc import IntegrityError
 
 from vbs.api.app import AppContext, get_context
 from vbs.api.auth import PolicyPrincipal
@@ -137,9 +138,17 @@ def associate(project_id: str, principal: PolicyPrincipal, request: Request,
     """#27."""
     req = rules.parse_associate(body)
     ctx = get_context(request)
-    with ctx.db.session() as session:
-        result = svc.associate_volumes(session, _port(ctx), principal.project_id, req,
-                                       now=_now(ctx), limits=_limits(ctx))
+    for attempt in range(3):
+        # Two requests binding the same disk race to insert the same row; the
+        # loser's retry sees the winner's row and reports that disk per item.
+        try:
+            with ctx.db.session() as session:
+                result = svc.associate_volumes(session, _port(ctx), principal.project_id, req,
+                                               now=_now(ctx), limits=_limits(ctx))
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
     return _outcomes(result, full=True)
 
 
