@@ -140,10 +140,13 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
     from vbs.scheduler.runs import mark_task_running
     from vbs.scheduler.scheduler import Scheduler
     from vbs.service.backup_jobs import BackupRuntime, handlers
+    from vbs.volumes import FileVolumeDriver
 
     repo = ctx.repository
     assert isinstance(repo, Repository)
+    assert isinstance(ctx.volume_driver, FileVolumeDriver)
     port = ctx.backup_port
+    assert port is not None
     runtime = Runtime(db=ctx.db, repository=repo, worker=None)
 
     def hook(session: Session, **kw: object) -> object:

@@ -33,6 +33,7 @@ import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 
@@ -276,7 +277,9 @@ def _process_segment(
     full = length // chunk_size
     # One vectorised pass finds the all-zero chunks of the whole segment.
     nonzero = np.frombuffer(buf, dtype=np.uint64, count=full * (chunk_size // 8))
-    flags = nonzero.reshape(full, chunk_size // 8).any(axis=1).tolist() if full else []
+    flags: list[bool] = []
+    if full:
+        flags = cast(list[bool], nonzero.reshape(full, chunk_size // 8).any(axis=1).tolist())
     if full < n:
         flags.append(any(mv[full * chunk_size :]))
     ids: list[bytes] = []

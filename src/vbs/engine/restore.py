@@ -49,7 +49,7 @@ class RestoreStats:
 
 def _punch_hole(fd: int, offset: int, length: int) -> bool:
     """Deallocate a range (reads back as zeros); False if the fs cannot."""
-    rc = _fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
+    rc: int = _fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)
     return rc == 0
 
 

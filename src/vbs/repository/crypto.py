@@ -134,6 +134,7 @@ class BlobCodec:
     def encode(self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview) -> bytes:
         n = len(plaintext)
         comp = self._cctx().compress(plaintext)
+        body: bytes | memoryview
         if len(comp) <= n - (n >> 5):
             body, flags = comp, fmt.BLOB_FLAG_COMPRESSED
         else:

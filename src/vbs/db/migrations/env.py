@@ -9,6 +9,8 @@ Runs on the connection that :func:`vbs.db.migrate.upgrade` passes in
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 __all__: list[str] = []
 
 import importlib
@@ -27,7 +29,7 @@ for _info in pkgutil.iter_modules(vbs.db.__path__):
 target_metadata = Base.metadata
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     is_sqlite = getattr(getattr(connection, "dialect", None), "name", "") == "sqlite"
     context.configure(
         connection=connection,
