@@ -13,51 +13,19 @@ Every wait is bounded; volumes are sparse with a few MiB of data.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.support.api import ProjectClient
 from tests.support.server import RunningServer, start_server
-from tests.support.volumes import MIB, make_volume, mutate_volume
+from tests.support.volumes import MIB, content_digest, make_volume, mutate_volume
 
 
-class Api:
-    def __init__(self, server: RunningServer) -> None:
-        self.server = server
-        token = server.token()
-        self.project = server.project_id(token)
-        self.http = httpx.Client(base_url=server.base_url, timeout=60,
-                                 headers={"X-Auth-Token": token})
-
-    def __call__(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.http.request(method, path.replace("{p}", self.project), **kw)
-
-    def volume(self, name: str) -> str:
-        r = self("POST", "/v3/{p}/volumes", json={"volume": {"size": 1, "name": name}})
-        assert r.status_code == 202, r.text
-        return str(r.json()["volume"]["id"])
-
-    def volume_file(self, volume_id: str) -> Path:
-        return self.server.data_dir / "volumes" / f"{volume_id}.img"
-
-    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self("GET", f"/v1/{{p}}/jobs/{job_id}")
-            assert r.status_code == 200, r.text
-            job: dict[str, Any] = r.json()
-            if job["status"] in ("SUCCESS", "FAIL"):
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-            time.sleep(0.1)
-
+class Api(ProjectClient):
     def policy(self, name: str, scheduled: dict[str, Any], **extra: Any) -> str:
         r = self("POST", "/v2/{p}/backuppolicy",
                  json={"backup_policy_name": name, "scheduled_policy": scheduled, **extra})
@@ -100,32 +68,7 @@ class Api:
         assert r.status_code == 200, r.text
         job = self.wait_job(r.json()["job_id"])
         assert job["status"] == "SUCCESS", job
-        return digest(self.volume_file(target))
-
-
-def digest(path: Path, block: int = 64 * 1024) -> str:
-    """Equal for two files iff their bytes are equal, without reading holes:
-    the size, then (offset, bytes) of every non-zero block."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(size.to_bytes(8, "little"))
-    zero = bytes(block)
-    with open(path, "rb") as f:
-        fd, pos = f.fileno(), 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            off = start - start % block
-            while off < end:
-                data = os.pread(fd, block, off)
-                if data != zero[: len(data)]:
-                    h.update(off.to_bytes(8, "little") + data)
-                off += block
-            pos = off
-    return h.hexdigest()
+        return content_digest(self.volume_file(target))
 
 
 DATA = 4 * MIB
@@ -139,7 +82,7 @@ def _fill(api: Api, volume_id: str, seed: int) -> str:
     with open(path, "r+b") as dst, open(tmp, "rb") as src:
         dst.write(src.read())
     tmp.unlink()
-    return digest(path)
+    return content_digest(path)
 
 
 def _rows(server: RunningServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -237,7 +180,7 @@ def test_retention_keeps_the_newest_policy_backups_per_volume(api: Api) -> None:
         if n:  # new content, so each run's backups differ
             for i, v in enumerate(volumes):
                 mutate_volume(api.volume_file(v), 0.5, seed=50 + 10 * n + i)
-        now = {v: digest(api.volume_file(v)) for v in volumes}
+        now = {v: content_digest(api.volume_file(v)) for v in volumes}
         api.execute(policy)
         tasks = api.wait_tasks(policy, 2 * (n + 1))
         fresh = [t for t in tasks if t["job_id"] not in seen]

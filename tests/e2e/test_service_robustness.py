@@ -19,7 +19,6 @@ that the job is still running when it is killed).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sqlite3
@@ -33,7 +32,7 @@ import httpx
 import pytest
 
 from tests.support.server import RunningServer, start_server
-from tests.support.volumes import MIB, make_volume
+from tests.support.volumes import MIB, content_digest, make_volume
 
 LEASE_ENV = {"VBS_JOBS__LEASE_SECONDS": "5"}
 BIG_MIB = 320
@@ -145,33 +144,6 @@ def _wait_for(predicate: Any, what: str, timeout: float = 120, tick: float = 0.0
             return got
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(tick)
-
-
-def content_digest(path: Path, block: int = 64 * 1024) -> str:
-    """A digest equal for two files iff their bytes are equal, computed without
-    reading holes: the size, then (offset, bytes) of every non-zero block."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(size.to_bytes(8, "little"))
-    zero = bytes(block)
-    with open(path, "rb") as f:
-        fd = f.fileno()
-        pos = 0
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            off = start - start % block
-            while off < end:
-                data = os.pread(fd, block, off)
-                if data != zero[: len(data)]:
-                    h.update(off.to_bytes(8, "little"))
-                    h.update(data)
-                off += block
-            pos = off
-    return h.hexdigest()
 
 
 def _fill_mixed(path: Path, seed: int, size: int = 4 * MIB) -> str:

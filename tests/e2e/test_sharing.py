@@ -7,53 +7,21 @@ and the bootstrap ``admin`` project plays the stranger who must see nothing.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.api import ProjectClient
 from tests.support.server import RunningServer, start_server
 from tests.support.volumes import file_sha256
 
 SHARING = "/v2/{p}/os-vendor-backup-sharing"
 
 
-class Client:
+class Client(ProjectClient):
     """One project's view of the server."""
-
-    def __init__(self, server: RunningServer, user: str | None = None,
-                 password: str | None = None, project: str | None = None) -> None:
-        self.server = server
-        token = server.token(user, password, project)
-        self.project = server.project_id(token)
-        self.http = httpx.Client(base_url=server.base_url, timeout=60,
-                                 headers={"X-Auth-Token": token})
-
-    def __call__(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        return self.http.request(method, path.replace("{p}", self.project), **kw)
-
-    def volume(self, name: str = "vol", size_gb: int = 1) -> str:
-        r = self("POST", "/v3/{p}/volumes", json={"volume": {"size": size_gb, "name": name}})
-        assert r.status_code == 202, r.text
-        return str(r.json()["volume"]["id"])
-
-    def volume_file(self, volume_id: str) -> Path:
-        return self.server.data_dir / "volumes" / f"{volume_id}.img"
-
-    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self("GET", f"/v1/{{p}}/jobs/{job_id}")
-            assert r.status_code == 200, r.text
-            job: dict[str, Any] = r.json()
-            if job["status"] in ("SUCCESS", "FAIL"):
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-            time.sleep(0.1)
 
     def backup(self, volume_id: str, name: str) -> str:
         r = self("POST", "/v2/{p}/cloudbackups",
