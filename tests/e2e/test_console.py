@@ -67,6 +67,11 @@ class Shots:
         self.n += 1
         path = self.dir / f"{self.prefix}-{self.n:02d}-{name}.png"
         self.page.wait_for_timeout(150)  # let the last re-render and transitions settle
+        # Layout check: no panel needs a horizontal scroll bar at 1440 px (nothing cut off).
+        overflowing = self.page.evaluate(
+            "[...document.querySelectorAll('.panel')].filter(p => p.scrollWidth > p.clientWidth)"
+            ".map(p => p.getAttribute('aria-label') || p.textContent.slice(0, 40))")
+        assert overflowing == [], f"{name}: panels wider than the page: {overflowing}"
         self.page.screenshot(path=str(path), full_page=True)
         target = os.environ.get("VBS_CONSOLE_SHOTS")
         if target:
@@ -168,13 +173,14 @@ def test_console_backup_restore_delete_round_trip(server: RunningServer, page: A
     assert job["progress"]["total"] > 0 and job["progress"]["done"] == job["progress"]["total"]
     backup_id = job["entities"]["backup_id"]
     expect(job_row).to_contain_text(backup_id)
+    expect(job_row.get_by_role("progressbar")).to_contain_text("100% · 1.0 GiB / 1.0 GiB")
     shot("jobs")
 
     page.get_by_role("link", name="Backups").click()
     bk_row = _row(page, "console-bk")
     expect(bk_row.locator(".badge")).to_have_text("available")
     assert bk_row.get_attribute("data-id") == backup_id
-    expect(bk_row).to_contain_text("full")
+    expect(bk_row.locator("td[data-col='Size / type']")).to_contain_text("full")
 
     # Tags: written as native metadata, read back by the API and shown as chips.
     bk_row.get_by_role("button", name="Tags").click()

@@ -71,6 +71,14 @@ export function timeSpan(start, end) {
   return [h("div", {}, fmtTime(start)), h("div", { class: "muted small" }, end ? `took ${took}` : `running for ${took}`)];
 }
 
+/** A time as two stacked lines (date, then clock), for narrow columns. */
+export function stackTime(s) {
+  const t = fmtTime(s);
+  if (!s || !t.includes(" ")) return t;
+  const [day, clock] = t.split(" ");
+  return [h("div", {}, day), h("div", { class: "muted small" }, clock)];
+}
+
 export function shortId(id) {
   return h("code", { class: "id", title: id }, id);
 }

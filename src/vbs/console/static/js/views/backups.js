@@ -5,8 +5,8 @@
 
 import { del, get, post, put } from "../api.js";
 import { trackJob } from "../jobs.js";
-import { BUSY, badge, button, clearError, confirmDialog, fmtTime, formDialog, h, nameCell, pageHeader, shortId,
-  table, toast } from "../ui.js";
+import { BUSY, badge, button, clearError, confirmDialog, formDialog, h, nameCell, pageHeader, shortId,
+  stackTime, table, toast } from "../ui.js";
 import { listVolumes } from "./volumes.js";
 
 export const refreshOnJobs = true;
@@ -154,10 +154,9 @@ export async function render(el, ctx) {
   const cols = [
     { label: "Name / ID", cell: (b) => nameCell(b.name, b.id) },
     { label: "Volume", cell: (b) => volName(b.volume_id) || shortId(b.volume_id) },
-    { label: "Size", cell: (b) => `${b.size} GiB`, class: "num" },
-    { label: "Type", cell: (b) => (b.is_incremental ? "incremental" : "full") },
+    { label: "Size / type", cell: (b) => [h("div", {}, `${b.size} GiB`), h("div", { class: "muted small" }, b.is_incremental ? "incremental" : "full")] },
     { label: "Status", class: "wrap", cell: (b) => [badge(b.status), b.fail_reason ? h("div", { class: "fail" }, b.fail_reason) : null] },
-    { label: "Created (UTC)", cell: (b) => fmtTime(b.created_at) },
+    { label: "Created (UTC)", cell: (b) => stackTime(b.created_at) },
     { label: "Tags", class: "wrap", cell: tagChips },
     {
       label: "Actions",
