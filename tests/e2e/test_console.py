@@ -92,11 +92,13 @@ def page(browser: Any) -> Iterator[Any]:
     assert errors == [], f"JavaScript errors in the console: {errors}"
 
 
-def _login(page: Any, server: RunningServer, password: str | None = None) -> None:
-    page.get_by_label("User name").fill(server.admin_user)
-    page.get_by_label("Password").fill(password if password is not None else server.admin_password)
-    page.get_by_label("Project").fill(server.admin_project)
-    page.get_by_role("button", name="Log in").click()
+def _login(page: Any, server: RunningServer, password: str | None = None,
+           user: str | None = None, project: str | None = None) -> None:
+    form = page.locator("#login-form")
+    form.get_by_label("User name").fill(user or server.admin_user)
+    form.get_by_label("Password").fill(password if password is not None else server.admin_password)
+    form.get_by_label("Project").fill(project or server.admin_project)
+    form.get_by_role("button", name="Log in").click()
 
 
 def _row(page: Any, text: str) -> Any:
@@ -162,6 +164,15 @@ def test_console_backup_restore_delete_round_trip(server: RunningServer, page: A
 
     # Back it up from the console; the Jobs page follows the job to SUCCESS.
     _row(page, "console-src").get_by_role("button", name="Back up").click()
+    # A refused request keeps the dialog open and shows the VBS error code and message.
+    _dialog(page).get_by_label("Backup name").fill("autobk-by-hand")
+    _dialog(page).get_by_role("button", name="Back up").click()
+    refused = api("POST", "/v2/{p}/cloudbackups",
+                  json={"backup": {"volume_id": src, "name": "autobk-by-hand"}})
+    assert refused.status_code == 400
+    alert = _dialog(page).get_by_role("alert")
+    expect(alert).to_contain_text(refused.json()["error"]["code"])
+    expect(alert).to_contain_text(refused.json()["error"]["message"])
     _dialog(page).get_by_label("Backup name").fill("console-bk")
     _dialog(page).get_by_label("Tags").fill("env=test")
     shot("backup-dialog")
@@ -297,6 +308,18 @@ def test_console_policies_and_sharing(server: RunningServer, page: Any, tmp_path
     expect(alert).to_contain_text(again.json()["badRequest"]["message"])
     shot("share-error")
     _dialog(page).get_by_role("button", name="Cancel").click()
+
+    # The recipient (a member, not an admin) sees it as shared with its project.
+    page.get_by_role("button", name="Log out").click()
+    _login(page, server, "peer-pw", "peer", "console-peer")
+    page.get_by_role("link", name="Sharing").click()
+    theirs = page.locator("section[aria-label='Shared with this project'] tbody tr",
+                          has_text=auto["name"])
+    expect(theirs).to_contain_text(api.project)
+    expect(page.get_by_role("link", name="Import")).to_be_hidden()
+    shot("sharing-recipient")
+    page.get_by_role("button", name="Log out").click()
+    _login(page, server)
 
     page.get_by_role("link", name="Sharing").click()
     shared_by = "section[aria-label='Shared by this project'] tbody tr"

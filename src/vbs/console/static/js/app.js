@@ -17,6 +17,8 @@ let renderSeq = 0;
 
 function showLogin(error) {
   stopPolling();
+  document.getElementById("toasts").replaceChildren();
+  document.getElementById("dialog").close();
   document.getElementById("shell").hidden = true;
   document.getElementById("login-screen").hidden = false;
   const alert = document.getElementById("login-alert");

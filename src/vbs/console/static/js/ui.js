@@ -215,6 +215,7 @@ export function formDialog({ title, intro, fields, submit = "OK", danger = false
     dialog.replaceChildren(form);
     dialog.setAttribute("aria-label", title);
     dialog.oncancel = () => resolve(false);
+    dialog.onclose = () => { if (!dialog.open) dialog.replaceChildren(); }; // no stale form left behind
     dialog.showModal();
     form.querySelector("input:not([type=hidden]), select, textarea")?.focus();
   });
