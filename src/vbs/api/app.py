@@ -115,4 +115,15 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
     app.add_middleware(_RequestId)
     for router in load_routers(extra_routers):
         app.include_router(router)
+    _mount_console(app)
     return app
+
+
+def _mount_console(app: FastAPI) -> None:
+    """Serve the static web console at ``/console`` (``vbs.console``); it
+    talks to the public API only, so mounting it adds no endpoint."""
+    from starlette.staticfiles import StaticFiles
+
+    from vbs.console import MOUNT_PATH, STATIC_DIR
+
+    app.mount(MOUNT_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="console")
