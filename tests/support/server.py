@@ -152,7 +152,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli(*args: str, data_dir: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``vbs ARGS`` in a subprocess (``VBS_DATA_DIR`` set when given)."""
-    extra = dict(env or {})
+    extra = {"VBS_EXPORTS__PORT": "0", **(env or {})}  # NBD exports on a free port
     if data_dir is not None:
         extra["VBS_DATA_DIR"] = str(data_dir)
     return subprocess.run(
