@@ -9,6 +9,7 @@ check the server against itself (nbdinfo/nbdcopy/nbdfuse check it too).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 from urllib.parse import urlparse
@@ -95,10 +96,8 @@ class NbdClient:
             raise NbdError(f"flush failed: errno {err}", err)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.sendall(struct.pack(">IHHQQI", 0x25609513, 0, 2, 0, 0, 0))
-        except OSError:
-            pass
         self.sock.close()
 
     def __enter__(self) -> NbdClient:
