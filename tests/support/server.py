@@ -152,7 +152,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli(*args: str, data_dir: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``vbs ARGS`` in a subprocess (``VBS_DATA_DIR`` set when given)."""
-    extra = {"VBS_EXPORTS__PORT": "0", **(env or {})}  # NBD exports on a free port
+    extra = dict(env or {})
     if data_dir is not None:
         extra["VBS_DATA_DIR"] = str(data_dir)
     return subprocess.run(
@@ -259,7 +259,7 @@ def start_server(
     data_dir = workdir / "data"
     log_path = workdir / "server.log"
     port = _free_port()
-    extra = dict(env or {})
+    extra = {"VBS_EXPORTS__PORT": "0", **(env or {})}  # NBD exports on a free port
     if admin_password is not None:
         extra["VBS_ADMIN_PASSWORD"] = admin_password
     if probe_routes:

@@ -3,7 +3,7 @@
 Nouns:
 
 * *export*: one backup served under one unguessable *export name*
-  (``secrets.token_urlsafe``, 192 bits) until it ends or *expires*;
+  (``secrets.token_hex(24)``: 192 random bits) until it ends or *expires*;
 * *block source* (:class:`~vbs.export.source.BackupSource`): the backup as a
   read-only device, chunks fetched, authenticated and decompressed on demand
   through the repository's read API, with a bounded LRU cache; zero chunks are

@@ -187,6 +187,18 @@ class NbdServer:
         """End an export now: close its connections and discard its overlay."""
         self._close(name, discard=True)
 
+    def detach(self, name: str) -> BackupSource | CowDevice | None:
+        """Close a name's connections and hand its open device (if any) to the
+        caller, who then owns it (``vbs repo export --keep-overlay``)."""
+        with self._lock:
+            entry = self._open.pop(name, None)
+        if entry is None:
+            return None
+        for s in list(entry.sockets):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        return entry.device
+
     def open_names(self) -> list[str]:
         with self._lock:
             return sorted(self._open)

@@ -191,7 +191,7 @@ def create_export(session: Session, *, project_id: str, user_id: str | None, bac
              f"Project {project_id} already has {count} live export(s), the most allowed "
              f"(exports.max_per_project = {limits.max_per_project}); end one first.")
     export_id = str(uuid.uuid4())
-    name = secrets.token_urlsafe(24)
+    name = secrets.token_hex(24)
     overlay = limits.overlay_dir / f"{export_id}.overlay" if request.writable else None
     export = BackupExport(
         id=export_id, name=name, project_id=project_id, backup_id=backup_id,
