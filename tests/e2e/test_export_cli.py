@@ -116,8 +116,8 @@ def test_repo_export_serves_until_interrupted(tmp_path: Path) -> None:
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT / "src")}
     p = subprocess.Popen([sys.executable, "-c", LAUNCHER, "repo", "--json", "export", "b1",
                           "--listen", "127.0.0.1:0", "--writable", "--overlay",
-                          str(tmp_path / "ov")], cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                          str(tmp_path / "ov")], cwd=REPO_ROOT, env=full_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert p.stdout is not None
         doc = json.loads(p.stdout.readline())
