@@ -137,8 +137,12 @@ def build_app(settings: Settings, db: Database | None = None,
 
 
 def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
-                  scheduler: bool = True) -> Runtime:
-    """Job workers, policy scheduler and maintenance of one server process."""
+                  scheduler: bool = True, exports: bool = True) -> Runtime:
+    """Job workers, policy scheduler, maintenance and (with ``exports`` and
+    ``settings.exports.enabled``) the NBD export server of one process.
+
+    Processes without the API (a separate worker or scheduler) pass
+    ``exports=False``: exports are served next to the API that records them."""
     from vbs.jobs import Worker
     from vbs.scheduler.retention import after_policy_backup
     from vbs.scheduler.runs import mark_task_running
@@ -164,7 +168,7 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
                                 lease_seconds=float(settings.jobs.lease_seconds))
     if scheduler:
         runtime.scheduler = Scheduler(ctx.db, port, utcnow)
-    if settings.exports.enabled:
+    if exports and settings.exports.enabled:
         runtime.export_server = build_export_server(settings, ctx)
         runtime.context = ctx
     return runtime
