@@ -350,6 +350,10 @@ class _Conn:
             log.error("NBD read at %d+%d failed: %s", offset, length, exc)
             self.reply_error(cookie, EIO, "read failed")
             return
+        except Exception:  # noqa: BLE001 - a reply is owed whatever went wrong
+            log.exception("NBD read at %d+%d failed", offset, length)
+            self.reply_error(cookie, EIO, "read failed")
+            return
         if self.structured:
             self.send(_CHUNK.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE,
                                   REPLY_TYPE_OFFSET_DATA, cookie, 8 + len(data)),
@@ -361,7 +365,7 @@ class _Conn:
                         length: int) -> None:
         try:
             runs = dev.extents(offset, length)
-        except (VbsError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a reply is owed whatever went wrong
             log.error("NBD block status at %d+%d failed: %s", offset, length, exc)
             self.reply_error(cookie, EIO, "block status failed")
             return
