@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,6 +45,15 @@ def vbs(server: RunningServer, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, env=env)
 
 
+def _write_mbr(image: Path, parts: list[tuple[int, int]]) -> None:
+    """A classic MBR partition table: (start, length) in bytes, type 0x83."""
+    table = b"".join(struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff",
+                                 start // 512, length // 512) for start, length in parts)
+    with image.open("r+b") as f:
+        f.seek(446)
+        f.write(table.ljust(64, b"\0") + b"\x55\xaa")
+
+
 def _backup(api: ProjectClient, volume_id: str) -> str:
     r = api("POST", "/v2/{p}/cloudbackups", json={"backup": {"volume_id": volume_id,
                                                              "name": "fs"}})
@@ -74,8 +84,9 @@ def test_backup_export_list_end(server: RunningServer) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CAN_MOUNT, reason="needs root, /dev/fuse, nbdfuse, losetup, mkfs.ext4")
-def test_mount_reads_one_file_out_of_an_ext4_backup(server: RunningServer,
-                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["whole-disk", "partition"])
+def test_mount_reads_one_file_out_of_an_ext4_backup(server: RunningServer, tmp_path: Path,
+                                                    layout: str) -> None:
     api = ProjectClient(server)
     vol = api.volume("ext4")
     content = random.Random(11).randbytes(3 * MIB + 17)
@@ -84,7 +95,15 @@ def test_mount_reads_one_file_out_of_an_ext4_backup(server: RunningServer,
     (src / "etc" / "motd").write_text("welcome\n")
     (src / "data.bin").write_bytes(content)
     image = api.volume_file(vol)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(image), "256M"], check=True)
+    if layout == "whole-disk":
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(image), "256M"],
+                       check=True)
+    else:  # an MBR disk whose second partition holds the filesystem
+        _write_mbr(image, [(1 * MIB, 16 * MIB), (17 * MIB, 256 * MIB)])
+        fs = tmp_path / "fs.img"
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(fs), "256M"], check=True)
+        subprocess.run(["dd", f"if={fs}", f"of={image}", "bs=1M", "seek=17", "conv=notrunc,sparse",
+                        "status=none"], check=True)
     bid = _backup(api, vol)
     (src / "data.bin").write_bytes(b"changed after the backup")
     mnt = tmp_path / "mnt"

@@ -4,8 +4,10 @@ Steps (each undone in reverse by :func:`unmount`, and on failure):
 
 1. ``nbdfuse --readonly STATE/fuse/disk URI``: the export appears as a file
    (needs ``/dev/fuse`` and the ``nbdfuse`` program, package ``nbdfuse``);
-2. ``losetup --find --show --read-only --partscan`` on that file: a
-   read-only loop device, with ``/dev/loopNpM`` for its partitions;
+2. ``losetup --find --show --read-only`` on that file: a read-only loop
+   device of the whole disk, or (``--offset``/``--sizelimit`` from the MBR or
+   GPT as ``partx`` reads it, so no kernel partition scan is needed, which
+   containers often lack) of one partition;
 3. the device to mount: ``--partition M``, else the whole disk when ``blkid``
    finds a filesystem on it, else its first partition that holds one;
 4. ``mount -o ro`` (``ro,noload`` for ext3/ext4 and ``ro,norecovery`` for
@@ -64,20 +66,52 @@ def _fstype(dev: str) -> str:
     return r.stdout.strip() if r.returncode == 0 else ""
 
 
-def _pick_device(loop: str, partition: int | None) -> tuple[str, str]:
-    if partition is not None:
-        dev = f"{loop}p{partition}"
-        if not Path(dev).exists():
+def _partitions(disk: Path) -> list[tuple[int, int, int]]:
+    """(number, start byte, length) of the disk's partitions (MBR or GPT), read
+    with ``partx`` from the file itself: no kernel partition scan needed."""
+    r = subprocess.run(["partx", "-g", "-o", "NR,START,SECTORS", str(disk)],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        return []
+    out = []
+    for line in r.stdout.splitlines():
+        nr, start, sectors = (int(x) for x in line.split())
+        out.append((nr, start * 512, sectors * 512))
+    return out
+
+
+def _attach(disk: Path, state: dict[str, Any], offset: int = 0, length: int = 0) -> str:
+    cmd = ["losetup", "--find", "--show", "--read-only"]
+    if length:
+        cmd += ["--offset", str(offset), "--sizelimit", str(length)]
+    loop = _run(*cmd, str(disk))
+    state.setdefault("loops", []).append(loop)
+    return loop
+
+
+def _pick_device(disk: Path, partition: int | None, state: dict[str, Any]) -> tuple[str, str]:
+    """Loop-attach the filesystem to mount: the whole disk or one partition."""
+    parts = _partitions(disk)
+    if partition is None:
+        whole = _attach(disk, state)
+        fs = _fstype(whole)
+        if fs or not parts:
+            if not fs:
+                raise MountError("no filesystem found on the disk, and it has no partitions")
+            return whole, fs
+        candidates = parts
+    else:
+        candidates = [p for p in parts if p[0] == partition]
+        if not candidates:
             raise MountError(f"the disk has no partition {partition}")
-        return dev, _fstype(dev)
-    fs = _fstype(loop)
-    if fs and fs not in ("dos", "gpt", "PTTYPE"):
-        return loop, fs
-    for n in range(1, 129):
-        dev = f"{loop}p{n}"
-        if Path(dev).exists() and _fstype(dev):
-            return dev, _fstype(dev)
-    raise MountError("no filesystem found on the disk or its partitions")
+    for nr, start, length in candidates:
+        dev = _attach(disk, state, start, length)
+        fs = _fstype(dev)
+        if fs:
+            state["partition"] = nr
+            return dev, fs
+    raise MountError("no filesystem found on the disk's partitions"
+                     if partition is None else f"partition {partition} holds no filesystem")
 
 
 def _start_nbdfuse(state_dir: Path, uri: str, state: dict[str, Any]) -> None:
@@ -122,11 +156,7 @@ def mount(uri: str, mountpoint: str, *, partition: int | None = None,
     try:
         _start_nbdfuse(state_dir, uri, state)
         disk = fuse_dir / "disk"
-        loop = _run("losetup", "--find", "--show", "--read-only", "--partscan", str(disk))
-        state["loop"] = loop
-        if shutil.which("udevadm"):
-            _run("udevadm", "settle")
-        dev, fs = _pick_device(loop, partition)
+        dev, fs = _pick_device(disk, partition, state)
         state["device"], state["fstype"] = dev, fs
         _run("mount", "-o", OPTIONS.get(fs, "ro"), dev, mountpoint)
         state["mounted"] = True
@@ -141,8 +171,8 @@ def mount(uri: str, mountpoint: str, *, partition: int | None = None,
 def _undo(state: dict[str, Any]) -> None:
     if state.get("mounted"):
         subprocess.run(["umount", state["mountpoint"]], capture_output=True, timeout=60)
-    if state.get("loop"):
-        subprocess.run(["losetup", "-d", state["loop"]], capture_output=True, timeout=60)
+    for loop in reversed(state.get("loops", [])):
+        subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=60)
     if state.get("fuse_mounted"):
         for _ in range(50):
             r = subprocess.run(["fusermount3", "-u", state["fuse"]], capture_output=True,
