@@ -16,7 +16,14 @@ import pytest
 
 from tests.support.api import ProjectClient
 from tests.support.nbd_client import NbdClient, NbdError
-from tests.support.server import RunningServer, start_server
+from tests.support.server import (
+    _DB_PARAMS,
+    RunningServer,
+    _make_url,
+    _PgDatabases,
+    run_cli,
+    start_server,
+)
 from tests.support.volumes import MIB, content_digest
 
 pytestmark = pytest.mark.skipif(not (shutil.which("nbdinfo") and shutil.which("nbdcopy")),
@@ -48,22 +55,33 @@ class Client(ProjectClient):
         assert r.status_code == 204, r.text
 
 
-def _project_user(server: RunningServer, name: str) -> Client:
-    assert server.cli("admin", "project", "create", name).returncode == 0
-    r = server.cli("admin", "user", "create", f"{name}-user", "--password", "pw-" + name,
-                   "--project", name)
+def _project_user(server: RunningServer, name: str, db_url: str | None) -> Client:
+    env = {"VBS_DATABASE__URL": db_url} if db_url else None
+    r = run_cli("admin", "project", "create", name, data_dir=server.data_dir, env=env)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("admin", "user", "create", f"{name}-user", "--password", "pw-" + name,
+                "--project", name, data_dir=server.data_dir, env=env)
     assert r.returncode == 0, r.stderr
     return Client(server, f"{name}-user", "pw-" + name, name)
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Client, Client]]:
-    server = start_server(tmp_path_factory.mktemp("exports"),
-                          env={"VBS_EXPORTS__MAX_PER_PROJECT": "3"})
+@pytest.fixture(scope="module", params=_DB_PARAMS)
+def world(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Client, Client]]:
+    """Owner, recipient and stranger projects on one server; SQLite and PostgreSQL
+    (the export/delete race guard is a row lock there)."""
+    pg = _PgDatabases()
+    tmp = tmp_path_factory.mktemp("exports")
     try:
-        yield _project_user(server, "owner"), _project_user(server, "recipient"), Client(server)
+        url = None if request.param == "sqlite" else _make_url(request.param, tmp, pg)
+        server = start_server(tmp, database_url=url, env={"VBS_EXPORTS__MAX_PER_PROJECT": "3"})
+        try:
+            yield (_project_user(server, "owner", url), _project_user(server, "recipient", url),
+                   Client(server))
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        pg.drop_all()
 
 
 def _scribble(path: Path, seed: int, count: int = 40) -> None:
