@@ -245,3 +245,39 @@ def test_writable_export_never_changes_the_backup(world: tuple[Client, Client, C
     assert r.status_code == 200, r.text
     assert owner.wait_job(r.json()["job_id"])["status"] == "SUCCESS"
     assert content_digest(owner.volume_file(target)) == want
+
+
+def test_writable_export_becomes_a_new_volume(world: tuple[Client, Client, Client],
+                                              tmp_path: Path) -> None:
+    owner, _, stranger = world
+    vol = owner.volume("to-volume")
+    path = owner.volume_file(vol)
+    _scribble(path, 21, 8)
+    expected = tmp_path / "expected.img"
+    subprocess.run(["cp", "--sparse=always", str(path), str(expected)], check=True)
+    bid = owner.backup(vol)
+    ro = owner.exported(bid)
+    base = f"/v2/{{p}}/cloudbackups/{bid}/exports"
+    _error(owner("POST", f"{base}/{ro['id']}/volume"), 400, "VolumeBackup.0002")  # read-only
+    owner.end(bid, ro["id"])
+    e = owner.exported(bid, writable=True)
+    _error(owner("POST", f"{base}/{e['id']}/volume"), 400, "VolumeBackup.0002")  # no writes yet
+    _error(owner("POST", f"{base}/{e['id']}/volume", json={"volume": {"size": 2}}), 400,
+           "VolumeBackup.0002")
+    _error(stranger("POST", f"{base}/{e['id']}/volume"), 404, "VolumeBackup.0110")
+    junk = random.Random(8).randbytes(300_000)
+    with NbdClient(e["uri"]) as c:
+        c.pwrite(junk, 123_457)
+        c.flush()
+    r = owner("POST", f"{base}/{e['id']}/volume", json={"volume": {"name": "from-export"}})
+    assert r.status_code == 200, r.text
+    new = r.json()["volume"]
+    assert new["status"] == "available" and new["name"] == "from-export"
+    with expected.open("r+b") as f:
+        f.seek(123_457)
+        f.write(junk)
+    assert content_digest(owner.volume_file(new["id"])) == content_digest(expected)
+    _error(owner("GET", f"{base}/{e['id']}"), 404, "VolumeBackup.0110")  # the export ended
+    assert not list((owner.server.data_dir / "exports").glob(f"{e['id']}.overlay*"))
+    shown = owner("GET", f"/v3/{{p}}/volumes/{new['id']}").json()["volume"]
+    assert shown["status"] == "available" and shown["size"] == 1

@@ -10,9 +10,10 @@ never points at bytes that were not written (the worst case is a lost bit,
 i.e. a write not yet flushed, which NBD allows).
 
 An overlay ends in one of two ways: :meth:`CowDevice.discard` deletes both
-files; :meth:`CowDevice.complete` copies every block still in the backup into
-the overlay file, leaving it a full raw image of the modified volume (zero
-chunks stay holes), the way a new volume is made from it.
+files; or it becomes a volume: :meth:`CowDevice.complete` copies every block
+still in the backup into the overlay file, leaving it a full raw image of the
+modified volume (zero chunks stay holes), and :meth:`CowDevice.write_image`
+writes that image into a new (sparse) volume file instead.
 """
 
 from __future__ import annotations
@@ -143,6 +144,35 @@ class CowDevice:
             os.fsync(self._fd)
             self.map_path.unlink(missing_ok=True)
         return self.path
+
+    def write_image(self, target: Path) -> int:
+        """Write the modified volume into ``target`` (an existing sparse file at
+        least the volume's size, all zeros), chunk by chunk; all-zero chunks are
+        skipped so they stay holes. Fsyncs; returns the bytes written."""
+        cs = self.base.chunk_size
+        written = 0
+        fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            for no in range(self.base.root.chunk_count):
+                lo = no * cs
+                hi = min(self.size, lo + cs)
+                with self._lock:
+                    touched = any(self._has(b) for b in range(lo // BLOCK,
+                                                              (hi + BLOCK - 1) // BLOCK))
+                if not touched and self.base.is_zero(no):
+                    continue
+                data = self.read(lo, hi - lo)
+                if data == bytes(len(data)):
+                    continue
+                view, pos = memoryview(data), lo
+                while view:
+                    n = os.pwrite(fd, view, pos)
+                    view, pos = view[n:], pos + n
+                written += len(data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return written
 
     def close(self) -> None:
         with self._lock:

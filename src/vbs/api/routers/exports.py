@@ -8,7 +8,11 @@ GET      ``/v2/{p}/cloudbackups/{backup_id}/exports``            200 ``{"exports
 GET      ``/v2/{p}/cloudbackups/{backup_id}/exports/{id}``       200 ``{"export"}``
 POST     ``/v2/{p}/cloudbackups/{backup_id}/exports/{id}/renew`` 200 ``{"export"}``
 DELETE   ``/v2/{p}/cloudbackups/{backup_id}/exports/{id}``       204, export ended
+POST     ``.../exports/{id}/volume``                             200 ``{"volume"}``
 =======  ======================================================  ===================
+
+``.../volume`` ends a writable export and turns its overlay, merged with the
+backup, into a new volume (:mod:`vbs.service.export_volume`).
 
 Rules and codes: :mod:`vbs.service.exports`. Errors are ext-error bodies
 (``{"error": {"code": "VolumeBackup.XXXX", "message"}}``), the path being
@@ -26,6 +30,8 @@ from pydantic import BaseModel
 from vbs.api.app import AppContext
 from vbs.api.auth import VbsPrincipal
 from vbs.api.routers.cloudbackups import json_body
+from vbs.service import codes
+from vbs.service.codes import fail
 from vbs.service.exports import (
     ExportLimits,
     create_export,
@@ -130,6 +136,36 @@ def renew(project_id: ProjectId, backup_id: BackupId, export_id: ExportId, reque
     with ctx.db.session() as s:
         rec = renew_export(s, project_id, backup_id, export_id, _limits(ctx))
     return {"export": rec.as_body()}
+
+
+@router.post("/v2/{project_id}/cloudbackups/{backup_id}/exports/{export_id}/volume",
+             summary="End a writable export and make a new volume of it", responses=COMMON)
+def to_volume(project_id: ProjectId, backup_id: BackupId, export_id: ExportId,
+              request: Request, principal: VbsPrincipal, body: Body) -> Any:
+    from vbs.service.export_volume import export_to_volume
+
+    name = _volume_name(body)
+    ctx = _ctx(request)
+    if ctx.volume_driver is None:
+        fail(codes.VB_SERVICE_UNAVAILABLE, "This server has no volume store.")
+    with ctx.db.session() as s:
+        vol = export_to_volume(s, server=ctx.export_server, driver=ctx.volume_driver,
+                               project_id=project_id, user_id=principal.user_id,
+                               backup_id=backup_id, export_id=export_id, name=name)
+    return {"volume": {"id": vol.id, "name": vol.name, "size": vol.size_gb,
+                       "status": vol.status}}
+
+
+def _volume_name(body: object) -> str | None:
+    if body is None:
+        return None
+    if (not isinstance(body, dict) or set(body) != {"volume"}
+            or not isinstance(body["volume"], dict) or set(body["volume"]) - {"name"}):
+        fail(codes.VB_MALFORMED_BODY, 'The body must be {"volume": {"name": "..."}} or empty.')
+    name = body["volume"].get("name")
+    if name is not None and not isinstance(name, str):
+        fail(codes.VB_MALFORMED_BODY, "volume.name must be a string.")
+    return name
 
 
 @router.delete("/v2/{project_id}/cloudbackups/{backup_id}/exports/{export_id}",
