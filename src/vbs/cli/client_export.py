@@ -1,4 +1,4 @@
-"""``vbs backup export|exports|export-renew|export-end|mount|unmount``.
+"""``vbs backup export|exports|export-renew|export-end|export-volume|mount|unmount``.
 
 Exports (``/v2/{project}/cloudbackups/{id}/exports``, docs/operations.md
 "Exports") serve a backup over NBD. ``mount`` makes a read-only export,
@@ -46,6 +46,13 @@ def register_actions(actions: Any) -> None:
     c.add_argument("backup_id")
     c.add_argument("export_id")
     c.set_defaults(func=command(_end))
+
+    c = leaf(actions, "export-volume",
+             "end a writable export and make a new volume of the backup plus its writes")
+    c.add_argument("backup_id")
+    c.add_argument("export_id")
+    c.add_argument("--name", default=None, help="name of the new volume")
+    c.set_defaults(func=command(_to_volume))
 
     c = leaf(actions, "mount", "mount a backup's filesystem read-only (root, FUSE, nbdfuse)")
     c.add_argument("backup_id")
@@ -101,6 +108,14 @@ def _end(client: Client, args: argparse.Namespace) -> int:
     client.vbs("DELETE", _path(args.backup_id, args.export_id))
     if not args.json:
         print(f"ended export {args.export_id}")
+    return 0
+
+
+def _to_volume(client: Client, args: argparse.Namespace) -> int:
+    body = {"volume": {"name": args.name}} if args.name else None
+    doc = client.vbs("POST", _path(args.backup_id, args.export_id) + "/volume", json=body)
+    vol = doc["volume"]
+    print_object(args, vol, vol, title="volume")
     return 0
 
 
