@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,10 +30,14 @@ from vbs.repository.backends import open_backend
 from vbs.repository.repo import Repository
 from vbs.runtime import Runtime
 
+if TYPE_CHECKING:
+    from vbs.export import NbdServer
+
 __all__ = [
     "bootstrap_admin",
     "build_app",
     "build_context",
+    "build_export_server",
     "build_runtime",
     "master_key",
     "open_repository",
@@ -133,8 +137,12 @@ def build_app(settings: Settings, db: Database | None = None,
 
 
 def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
-                  scheduler: bool = True) -> Runtime:
-    """Job workers, policy scheduler and maintenance of one server process."""
+                  scheduler: bool = True, exports: bool = True) -> Runtime:
+    """Job workers, policy scheduler, maintenance and (with ``exports`` and
+    ``settings.exports.enabled``) the NBD export server of one process.
+
+    Processes without the API (a separate worker or scheduler) pass
+    ``exports=False``: exports are served next to the API that records them."""
     from vbs.jobs import Worker
     from vbs.scheduler.retention import after_policy_backup
     from vbs.scheduler.runs import mark_task_running
@@ -160,4 +168,18 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
                                 lease_seconds=float(settings.jobs.lease_seconds))
     if scheduler:
         runtime.scheduler = Scheduler(ctx.db, port, utcnow)
+    if exports and settings.exports.enabled:
+        runtime.export_server = build_export_server(settings, ctx)
+        runtime.context = ctx
     return runtime
+
+
+def build_export_server(settings: Settings, ctx: AppContext) -> NbdServer:
+    """The NBD export server over the service's ``backup_exports`` table (not started)."""
+    from vbs.export import NbdServer
+    from vbs.service.exports import DbCatalog
+
+    e = settings.exports
+    assert isinstance(ctx.repository, Repository)
+    return NbdServer(ctx.repository, DbCatalog(ctx.db, e.overlay_dir), host=e.host,
+                     port=e.port, cache_bytes=e.cache_mib * 1024 * 1024)

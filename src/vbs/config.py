@@ -40,6 +40,7 @@ from vbs.errors import ConfigError
 __all__ = [
     "AuthSettings",
     "DatabaseSettings",
+    "ExportsSettings",
     "JobsSettings",
     "QuotaSettings",
     "RepositorySettings",
@@ -115,6 +116,21 @@ class QuotaSettings(_Section):
     default_gigabytes: int = Field(default=-1, ge=-1)
 
 
+class ExportsSettings(_Section):
+    """NBD exports of backups (docs/operations.md "Exports"): the ``vbs serve``
+    process that runs job workers also serves exports on ``host:port``."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=10809, ge=0, le=65535)
+    advertise_host: str | None = None
+    """Host put in export URIs (default: ``host``)."""
+    ttl_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
+    max_per_project: int = Field(default=4, ge=0)
+    overlay_dir: Path
+    cache_mib: int = Field(default=64, ge=1, le=65536)
+
+
 class Settings(_Section):
     """Everything the service needs to start; immutable once loaded."""
 
@@ -126,6 +142,7 @@ class Settings(_Section):
     jobs: JobsSettings = JobsSettings()
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
+    exports: ExportsSettings
     public_url: str | None = None
     """Base URL advertised in the catalog and version documents; when unset
     the request's own base URL is used (see :meth:`advertised_url`)."""
@@ -152,6 +169,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "jobs": JobsSettings,
     "auth": AuthSettings,
     "quotas": QuotaSettings,
+    "exports": ExportsSettings,
 }
 _TOP_LEVEL = {"data_dir", "public_url"}
 
@@ -217,6 +235,7 @@ def _fill_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     raw["repository"].setdefault("location", str(data_dir / "repo"))
     raw["repository"].setdefault("master_key_file", data_dir / "master.key")
     raw["volumes"].setdefault("root", data_dir / "volumes")
+    raw["exports"].setdefault("overlay_dir", data_dir / "exports")
     return raw
 
 

@@ -10,6 +10,9 @@ Maintenance runs every ``interval`` seconds in one daemon thread:
 * garbage collection of projects whose backups were deleted since the last
   pass (two-phase, so a pass only condemns and a later one frees);
 * purging finished jobs older than the retention (30 days, vbs-api §2.10).
+
+The NBD export server (``export_server``, when ``exports.enabled``) listens
+from ``start()`` to ``stop()``; its own sweeper ends expired exports.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class Runtime:
     repository: Repository
     worker: Worker | None
     scheduler: Any | None = None
+    export_server: Any | None = None
+    """The NBD export server (:mod:`vbs.export`); started with the runtime."""
+    context: Any | None = None
+    """The app's context: gets ``export_server`` once it listens."""
     interval: float = 30.0
     gc_policy: GcPolicy = field(default_factory=GcPolicy)
     job_retention: dt.timedelta = dt.timedelta(days=30)
@@ -53,6 +60,15 @@ class Runtime:
 
     def start(self) -> None:
         reconcile(self.db)
+        if self.export_server is not None:
+            try:
+                self.export_server.start()
+                if self.context is not None:
+                    self.context.export_server = self.export_server
+            except OSError as exc:
+                log.error("NBD export server cannot listen on %s: %s; exports are off",
+                          self.export_server.address(), exc)
+                self.export_server = None
         if self.worker is not None:
             self.worker.start()
         if self.scheduler is not None:
@@ -62,6 +78,8 @@ class Runtime:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        if self.export_server is not None:
+            self.export_server.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.worker is not None:

@@ -259,7 +259,7 @@ def start_server(
     data_dir = workdir / "data"
     log_path = workdir / "server.log"
     port = _free_port()
-    extra = dict(env or {})
+    extra = {"VBS_EXPORTS__PORT": "0", **(env or {})}  # NBD exports on a free port
     if admin_password is not None:
         extra["VBS_ADMIN_PASSWORD"] = admin_password
     if probe_routes:

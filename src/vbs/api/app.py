@@ -46,6 +46,9 @@ class AppContext:
     backup_port: Any | None = None
     policy_limits: Any | None = None
     clock: Any | None = None
+    export_server: Any | None = None
+    """The running :class:`vbs.export.NbdServer` of this process (None: exports
+    are not served here, and creating one answers 503)."""
 
 
 def get_context(request: Request) -> AppContext:

@@ -14,6 +14,7 @@ import datetime as dt
 from typing import Any
 
 from vbs.cli.client_base import command, key_value, leaf
+from vbs.cli.client_export import register_actions as register_export_actions
 from vbs.cli.client_http import Client
 from vbs.cli.client_output import print_doc, print_object, print_table
 from vbs.cli.client_wait import add_wait_options, wait_for_job
@@ -63,6 +64,8 @@ def register(sub: Any) -> None:
     c.add_argument("backup_id")
     add_wait_options(c)
     c.set_defaults(func=command(_delete))
+
+    register_export_actions(actions)  # export, exports, export-*, mount, unmount
 
 
 def _started(client: Client, args: argparse.Namespace, job_id: str,

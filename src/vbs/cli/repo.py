@@ -121,6 +121,10 @@ def register(sub: Any) -> None:
     c = rs.add_parser("stats", help="repository size and dedup statistics")
     c.set_defaults(func=_run(_stats))
 
+    from vbs.cli.repo_export import register as register_export
+
+    register_export(rs, _run)  # vbs repo export ID: NBD, until Ctrl-C
+
 
 def _secret(args: argparse.Namespace) -> dict[str, Any]:
     if args.key_file:

@@ -12,7 +12,8 @@ Rules and their codes (vbs-api §2.11, §4, §10): create needs the volume
 needs the backup ``available``/``error_restoring`` (0089) and the target
 ``available`` (0205; ``error`` 0202), large enough (0209), not busy (0206);
 delete needs ``available``/``error``/``error_restoring``/``error_deleting``
-(0105) and not an image source (0113).
+(0105), no live export (0105, :mod:`vbs.service.exports`) and not an image
+source (0113).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from vbs.jobs import queue as jobs
 from vbs.service import codes
 from vbs.service.backup_records import BackupRecord, Family, backup_record, refuse
 from vbs.service.backup_rules import Tag
+from vbs.service.exports import refuse_if_exported
 from vbs.service.quotas import enforce_backup_quota
 from vbs.service.shares import drop_backup_shares, has_shares, owner_for_reader, refuse_recipient
 from vbs.service.volumes import transition_volume
@@ -293,6 +295,7 @@ def delete_backup(
     if not _set_backup_status(session, backup_id, frozenset(allowed), "deleting"):
         refuse(family, codes.VB_DELETE_INVALID,
                f"Backup {backup_id} changed status concurrently; try again.")
+    refuse_if_exported(session, family, backup_id)
     _drop_shares(session, family, backup_id, force=force)
     job = jobs.enqueue(
         session,

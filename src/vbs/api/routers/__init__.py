@@ -23,6 +23,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "vbs.api.routers.volumes",  # also mounts vbs.api.routers.snapshots
     "vbs.api.routers.quota",  # literal cloudbackups/quota, before cloudbackups
     "vbs.api.routers.cloudbackups",
+    "vbs.api.routers.exports",
     "vbs.api.routers.sharing",
     "vbs.api.routers.backups",
 )
