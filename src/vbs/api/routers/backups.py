@@ -198,8 +198,7 @@ def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
             delete_backup(s, family=Family.NATIVE, project_id=project, backup_id=bid,
                           force=True)
         else:
-            get_backup(s, Family.NATIVE, project, bid)
-            reset_status(s, bid, action.status)
+            reset_status(s, Family.NATIVE, project, bid, action.status)
     return call.reply(None, 202)
 
 
