@@ -21,6 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vbs
+from vbs.api.body import BodyLimit
 from vbs.api.errors import install_error_handlers
 from vbs.config import Settings
 from vbs.db.session import Database
@@ -112,6 +113,7 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
     )
     app.state.ctx = ctx
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.server.max_body_bytes)
     app.add_middleware(_RequestId)
     for router in load_routers(extra_routers):
         app.include_router(router)

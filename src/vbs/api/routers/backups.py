@@ -34,12 +34,11 @@ falls back to a list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
+from vbs.api import body as body_reader
 from vbs.api.app import public_base_url
 from vbs.api.routers.backups_views import to_view
 from vbs.api.routers.volumes import Call, CinderCall
@@ -72,7 +71,7 @@ from vbs.service.backups import (
     reset_status,
     restore_backup,
 )
-from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_FORBIDDEN, NATIVE_NOT_FOUND, fail
+from vbs.service.codes import NATIVE_FORBIDDEN, NATIVE_NOT_FOUND, fail
 from vbs.service.listing import collection_links
 from vbs.service.volumes import get_volume
 
@@ -81,19 +80,9 @@ __all__ = ["native_json_body", "router"]
 router = APIRouter(tags=["backups"])
 
 
-async def native_json_body(request: Request) -> object:
-    """The request body as JSON (``None`` when empty); malformed JSON is
-    Cinder's 400 "Malformed request body"."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(NATIVE_BAD_REQUEST, "Malformed request body: the body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(native_json_body)]
+native_json_body = body_reader.json_body
+"""The shared reader (:mod:`vbs.api.body`): malformed JSON is Cinder's 400."""
+Body = body_reader.JsonBody
 
 
 # --------------------------------------------------------------------------- create, list

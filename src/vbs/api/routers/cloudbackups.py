@@ -17,11 +17,11 @@ one unit of work, render. Errors are ext-error bodies (``VolumeBackup.*``,
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
+from vbs.api import body as body_reader
 from vbs.api.app import AppContext
 from vbs.api.auth import VbsPrincipal
 from vbs.api.schemas.backups import JobView
@@ -38,18 +38,9 @@ __all__ = ["json_body", "router"]
 router = APIRouter(tags=["VBS backups"])
 
 
-async def json_body(request: Request) -> object:
-    """The request body as JSON; malformed JSON is 400 VolumeBackup.0002."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(codes.VB_MALFORMED_BODY, "The request body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(json_body)]
+json_body = body_reader.json_body
+"""The shared reader (:mod:`vbs.api.body`): malformed JSON is 400 VolumeBackup.0002."""
+Body = body_reader.JsonBody
 
 
 def _ctx(request: Request) -> AppContext:

@@ -16,13 +16,14 @@ omitted ([D41]); task times are ``YYYY-MM-DDTHH:MM:SS.sss`` (§2.8).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from vbs.api.app import AppContext, get_context
 from vbs.api.auth import PolicyPrincipal
+from vbs.api.body import JsonBody
 from vbs.api.routers import policy_tags
 from vbs.db.base import utcnow
 from vbs.db.models_policies import PolicyTask
@@ -39,7 +40,6 @@ router.include_router(policy_tags.router)
 
 _P = "/v2/{project_id}/backuppolicy"
 _R = "/v2/{project_id}/backuppolicyresources"
-JsonBody = Annotated[Any, Body()]
 
 
 def _port(ctx: AppContext) -> BackupPort:
@@ -113,7 +113,7 @@ def _outcomes(result: svc.AssociationResult, *, full: bool) -> dict[str, Any]:
 
 @router.post(_P)
 def create_policy(project_id: str, principal: PolicyPrincipal, request: Request,
-                  body: JsonBody = None) -> dict[str, Any]:
+                  body: JsonBody) -> dict[str, Any]:
     """#23."""
     req = rules.parse_create_policy(body)
     ctx = get_context(request)
@@ -134,7 +134,7 @@ def list_policies(project_id: str, principal: PolicyPrincipal,
 
 @router.post(_R)
 def associate(project_id: str, principal: PolicyPrincipal, request: Request,
-              body: JsonBody = None) -> dict[str, Any]:
+              body: JsonBody) -> dict[str, Any]:
     """#27."""
     req = rules.parse_associate(body)
     ctx = get_context(request)
@@ -169,7 +169,7 @@ def empty_policy_id(project_id: str, principal: PolicyPrincipal) -> None:
 
 @router.put(f"{_P}/{{policy_id}}")
 def modify_policy(project_id: str, policy_id: str, principal: PolicyPrincipal,
-                  request: Request, body: JsonBody = None) -> dict[str, Any]:
+                  request: Request, body: JsonBody) -> dict[str, Any]:
     """#25 / #25a."""
     req = rules.parse_modify_policy(body)
     ctx = get_context(request)
@@ -189,7 +189,7 @@ def delete_policy(project_id: str, policy_id: str, principal: PolicyPrincipal,
 
 @router.post(f"{_R}/{{policy_id}}/deleted_resources")
 def disassociate(project_id: str, policy_id: str, principal: PolicyPrincipal,
-                 request: Request, body: JsonBody = None) -> dict[str, Any]:
+                 request: Request, body: JsonBody) -> dict[str, Any]:
     """#28."""
     volume_ids = rules.parse_disassociate(body)
     with get_context(request).db.session() as session:

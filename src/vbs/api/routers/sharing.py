@@ -17,17 +17,17 @@ The literal ``detail`` and ``count`` routes are declared before ``{id}``
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from vbs.api.app import AppContext
 from vbs.api.auth import SharingPrincipal
+from vbs.api.body import JsonBody
 from vbs.api.schemas.backups import BackupView
 from vbs.api.schemas.render import format_backup_time, render_backup_for_share
 from vbs.service.backup_records import BackupRecord
-from vbs.service.codes import NATIVE_BAD_REQUEST, fail
+from vbs.service.codes import NATIVE_BAD_REQUEST
 from vbs.service.listing import SHARE_LIST, parse_page_request, parse_query_bool
 from vbs.service.shares import (
     SharedBackup,
@@ -49,17 +49,7 @@ PREFIX = "/v2/{project_id}/os-vendor-backup-sharing"
 router = APIRouter(tags=["Backup sharing"])
 
 
-async def _json_body(request: Request) -> object:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(NATIVE_BAD_REQUEST, "The request body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(_json_body)]
+Body = JsonBody
 
 
 def _ctx(request: Request) -> AppContext:
