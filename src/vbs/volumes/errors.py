@@ -78,6 +78,13 @@ class UnsupportedOperation(VolumeError):
     code = "vbs.volume.unsupported"
 
 
+class ImportedVolumeChanged(VolumeError):
+    """An imported volume's path no longer leads to the file or device that was
+    imported (symlink, moved directory, other inode): refused, never followed."""
+
+    code = "vbs.volume.import_changed"
+
+
 class RegistryCorrupt(VolumeError):
     code = "vbs.volume.registry_corrupt"
 

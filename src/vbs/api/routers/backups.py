@@ -40,8 +40,15 @@ from fastapi import APIRouter, Request, Response
 
 from vbs.api import body as body_reader
 from vbs.api.app import public_base_url
+from vbs.api.openapi import documented
 from vbs.api.routers.backups_views import to_view
 from vbs.api.routers.volumes import Call, CinderCall
+from vbs.api.schemas.bodies import (
+    NativeBackupActionBody,
+    NativeBackupCreateBody,
+    NativeBackupUpdateBody,
+    NativeRestoreBody,
+)
 from vbs.api.schemas.render import (
     render_backup_detail,
     render_backup_list,
@@ -88,7 +95,8 @@ Body = body_reader.JsonBody
 # --------------------------------------------------------------------------- create, list
 
 
-@router.post("/v3/{project_id}/backups", status_code=202, summary="Create a backup")
+@router.post("/v3/{project_id}/backups", status_code=202, summary="Create a backup",
+             **documented(body=NativeBackupCreateBody))
 @router.post("/v2/{project_id}/backups", status_code=202, include_in_schema=False)
 def create_backup_handler(call: Call, body: Body) -> Response:
     req = parse_native_create(body, version=call.version)
@@ -144,7 +152,8 @@ def show_backup_handler(backup_id: str, call: Call) -> Response:
                                                       call.version)})
 
 
-@router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)")
+@router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)",
+            **documented(body=NativeBackupUpdateBody))
 @router.put("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
 def update_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
     if not call.at_least(UPDATE_MIN_VERSION):
@@ -170,7 +179,8 @@ def delete_backup_handler(backup_id: str, call: Call) -> Response:
 
 
 @router.post("/v3/{project_id}/backups/{backup_id}/action", status_code=202,
-             summary="Force-delete or reset the status of a backup (admin)")
+             summary="Force-delete or reset the status of a backup (admin)",
+             **documented(body=NativeBackupActionBody))
 @router.post("/v2/{project_id}/backups/{backup_id}/action", status_code=202,
              include_in_schema=False)
 def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
@@ -192,7 +202,8 @@ def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
 
 
 @router.post("/v3/{project_id}/backups/{backup_id}/restore", status_code=202,
-             summary="Restore a backup to an existing or a new volume")
+             summary="Restore a backup to an existing or a new volume",
+             **documented(body=NativeRestoreBody))
 @router.post("/v2/{project_id}/backups/{backup_id}/restore", status_code=202,
              include_in_schema=False)
 def restore_backup_handler(backup_id: str, call: Call, body: Body) -> Response:

@@ -24,7 +24,9 @@ from fastapi import APIRouter, Request
 from vbs.api import body as body_reader
 from vbs.api.app import AppContext
 from vbs.api.auth import VbsPrincipal
+from vbs.api.openapi import documented
 from vbs.api.schemas.backups import JobView
+from vbs.api.schemas.bodies import VbsBackupCreateBody, VbsRestoreBody
 from vbs.api.schemas.render import render_job, render_job_accepted
 from vbs.jobs import get as get_job
 from vbs.service import codes
@@ -48,7 +50,8 @@ def _ctx(request: Request) -> AppContext:
     return ctx
 
 
-@router.post("/v2/{project_id}/cloudbackups", summary="Create a backup (vbs-api §4.1)")
+@router.post("/v2/{project_id}/cloudbackups", summary="Create a backup (vbs-api §4.1)",
+             **documented(body=VbsBackupCreateBody))
 def create(project_id: str, request: Request, principal: VbsPrincipal, body: Body) -> Any:
     req = parse_vbs_create(body)
     with _ctx(request).db.session() as s:
@@ -83,7 +86,8 @@ def delete_alias(project_id: str, backup_id: str, request: Request,
 
 
 @router.post("/v2/{project_id}/cloudbackups/{backup_id}/restore",
-             summary="Restore a disk from a backup (vbs-api §4.3)")
+             summary="Restore a disk from a backup (vbs-api §4.3)",
+             **documented(body=VbsRestoreBody))
 def restore(project_id: str, backup_id: str, request: Request, principal: VbsPrincipal,
             body: Body) -> Any:
     req = parse_vbs_restore(backup_id, body)

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Request, Response
 from vbs.api.app import get_context
 from vbs.api.auth import PolicyPrincipal
 from vbs.api.body import JsonBody
+from vbs.api.openapi import documented
+from vbs.api.schemas import bodies as b
 from vbs.service import policy_tags as svc
 from vbs.service.backup_rules import Tag
 
@@ -38,7 +40,7 @@ def list_project_tags(project_id: str, principal: PolicyPrincipal,
     return {"tags": [{"key": k, "values": v} for k, v in pairs]}
 
 
-@router.post(f"{_PREFIX}/resource_instances/action")
+@router.post(f"{_PREFIX}/resource_instances/action", **documented(body=b.PolicyTagQueryBody))
 def query_policies(project_id: str, principal: PolicyPrincipal, request: Request,
                    body: JsonBody) -> dict[str, Any]:
     """#36: filter or count policies by tags and name."""
@@ -52,7 +54,8 @@ def query_policies(project_id: str, principal: PolicyPrincipal, request: Request
          "tags": _tags(tags)} for pid, name, tags in result.policies]}
 
 
-@router.post(f"{_PREFIX}/{{policy_id}}/tags/action", status_code=204)
+@router.post(f"{_PREFIX}/{{policy_id}}/tags/action", status_code=204,
+             **documented(body=b.PolicyTagBatchBody))
 def batch_tags(project_id: str, policy_id: str, principal: PolicyPrincipal, request: Request,
                body: JsonBody) -> Response:
     """#35: create/update/delete several tags atomically."""
@@ -62,7 +65,8 @@ def batch_tags(project_id: str, policy_id: str, principal: PolicyPrincipal, requ
     return Response(status_code=204)
 
 
-@router.post(f"{_PREFIX}/{{policy_id}}/tags", status_code=204)
+@router.post(f"{_PREFIX}/{{policy_id}}/tags", status_code=204,
+             **documented(body=b.PolicyTagAddBody))
 def add_tag(project_id: str, policy_id: str, principal: PolicyPrincipal, request: Request,
             body: JsonBody) -> Response:
     """#31: add or replace one tag."""

@@ -24,7 +24,9 @@ from fastapi import APIRouter, Request, Response
 from vbs.api.app import AppContext
 from vbs.api.auth import SharingPrincipal
 from vbs.api.body import JsonBody
+from vbs.api.openapi import documented
 from vbs.api.schemas.backups import BackupView
+from vbs.api.schemas.bodies import ShareCreateBody
 from vbs.api.schemas.render import format_backup_time, render_backup_for_share
 from vbs.service.backup_records import BackupRecord
 from vbs.service.codes import NATIVE_BAD_REQUEST
@@ -91,7 +93,7 @@ def _with_backup(item: SharedBackup) -> dict[str, Any]:
     return render_share(item.share, item.backup)
 
 
-@router.post(PREFIX, summary="Share a backup (vbs-api §6.1)")
+@router.post(PREFIX, summary="Share a backup (vbs-api §6.1)", **documented(body=ShareCreateBody))
 def create(request: Request, principal: SharingPrincipal, body: Body) -> Any:
     req = parse_share_request(body)
     with _ctx(request).db.session() as s:
