@@ -166,7 +166,7 @@ def update_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
     return call.reply({"backup": render_backup_summary(to_view(record), call.links)})
 
 
-@router.delete("/v3/{project_id}/backups/{backup_id}", status_code=202,
+@router.delete("/v3/{project_id}/backups/{backup_id}", status_code=202, response_class=Response,
                summary="Delete a backup")
 @router.delete("/v2/{project_id}/backups/{backup_id}", status_code=202,
                include_in_schema=False)
@@ -179,6 +179,7 @@ def delete_backup_handler(backup_id: str, call: Call) -> Response:
 
 
 @router.post("/v3/{project_id}/backups/{backup_id}/action", status_code=202,
+             response_class=Response,
              summary="Force-delete or reset the status of a backup (admin)",
              **documented(body=NativeBackupActionBody))
 @router.post("/v2/{project_id}/backups/{backup_id}/action", status_code=202,

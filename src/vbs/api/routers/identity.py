@@ -368,7 +368,7 @@ def validate(
     return JSONResponse(payload, headers={"X-Subject-Token": token, "Vary": "X-Auth-Token"})
 
 
-@router.head("/identity/v3/auth/tokens", summary="Check a token")
+@router.head("/identity/v3/auth/tokens", summary="Check a token", response_class=Response)
 @router.head("/v3/auth/tokens", include_in_schema=False)
 def check(
     ctx: Annotated[AppContext, Depends(get_context)],

@@ -125,7 +125,8 @@ def show(share_id: str, request: Request, principal: SharingPrincipal) -> Any:
     return {"shared": _with_backup(item)}
 
 
-@router.delete(PREFIX + "/{share_id}", summary="Cancel sharing (vbs-api §6.2)")
+@router.delete(PREFIX + "/{share_id}", summary="Cancel sharing (vbs-api §6.2)",
+               response_class=Response)
 def cancel(share_id: str, request: Request, principal: SharingPrincipal) -> Response:
     raw = request.query_params.get("is_backup_id", "false")
     by_backup = parse_query_bool("is_backup_id", raw, invalid=NATIVE_BAD_REQUEST)

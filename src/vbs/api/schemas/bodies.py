@@ -49,6 +49,12 @@ class VbsBackupFields(_Open):
 
 
 class VbsBackupCreateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup": {"volume_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00",
+                    "name": "nightly",
+                    "description": "db disk",
+                    "tags": [{"key": "env", "value": "prod"}]}}]})
+
     backup: VbsBackupFields
 
 
@@ -57,6 +63,9 @@ class VbsRestoreFields(_Open):
 
 
 class VbsRestoreBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"restore": {"volume_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00"}}]})
+
     restore: VbsRestoreFields
 
 
@@ -73,6 +82,9 @@ class NativeBackupFields(_Open):
 
 
 class NativeBackupCreateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup": {"volume_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00", "name": "nightly"}}]})
+
     backup: NativeBackupFields
 
 
@@ -83,6 +95,9 @@ class NativeBackupUpdateFields(_Open):
 
 
 class NativeBackupUpdateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup": {"name": "renamed", "description": "new text"}}]})
+
     backup: NativeBackupUpdateFields
 
 
@@ -92,6 +107,9 @@ class ResetStatus(_Open):
 
 class NativeBackupActionBody(_Open):
     """Exactly one of the two actions (admin only)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"os-reset_status": {"status": "available"}}]})
 
     os_force_delete: Any = Field(default=None, alias="os-force_delete")
     os_reset_status: ResetStatus | None = Field(default=None, alias="os-reset_status")
@@ -103,6 +121,9 @@ class NativeRestoreFields(_Open):
 
 
 class NativeRestoreBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"restore": {"volume_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00"}}]})
+
     restore: NativeRestoreFields | None = None
 
 
@@ -112,6 +133,10 @@ class ShareFields(_Open):
 
 
 class ShareCreateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"shared": {"backup_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00",
+                    "to_project_ids": ["5f0e4c8a9b7d4e2f8a1b3c5d7e9f0a1b"]}}]})
+
     shared: ShareFields
 
 
@@ -126,6 +151,14 @@ class ScheduledPolicy(_Open):
 
 
 class PolicyCreateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup_policy_name": "daily",
+         "scheduled_policy": {"start_time": "02:00",
+                              "frequency": 1,
+                              "rentention_num": 7,
+                              "remain_first_backup_of_curMonth": "N",
+                              "status": "ON"}}]})
+
     backup_policy_name: str
     scheduled_policy: ScheduledPolicy
     tags: list[TagItem] | None = None
@@ -133,6 +166,9 @@ class PolicyCreateBody(_Open):
 
 
 class PolicyModifyBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup_policy_name": "daily-2"}]})
+
     backup_policy_name: str | None = None
     scheduled_policy: ScheduledPolicy | None = None
     time_zone: str | None = None
@@ -144,19 +180,33 @@ class Resource(_Open):
 
 
 class PolicyAssociateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"backup_policy_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00",
+         "resources": [{"resource_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00",
+                        "resource_type": "volume"}]}]})
+
     backup_policy_id: str
     resources: list[Resource]
 
 
 class PolicyDisassociateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"resources": [{"resource_id": "0b6a1c5e-8f3d-4c2a-9e71-5d4b3a2f1e00"}]}]})
+
     resources: list[Resource]
 
 
 class PolicyTagAddBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"tag": {"key": "env", "value": "prod"}}]})
+
     tag: TagItem
 
 
 class PolicyTagBatchBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"action": "create", "tags": [{"key": "env", "value": "prod"}]}]})
+
     action: str = Field(description="create or delete")
     tags: list[TagItem]
 
@@ -167,6 +217,12 @@ class TagCondition(_Open):
 
 
 class PolicyTagQueryBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"action": "filter",
+         "tags": [{"key": "env", "values": ["prod"]}],
+         "limit": 10,
+         "offset": 0}]})
+
     action: str = Field(description="filter or count")
     tags: list[TagCondition] | None = None
     tags_any: list[TagCondition] | None = None
