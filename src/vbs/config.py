@@ -60,6 +60,8 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8799, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Request bodies larger than this are 413 before parsing (vbs.api.body)."""
 
 
 class DatabaseSettings(_Section):
@@ -107,6 +109,10 @@ class JobsSettings(_Section):
 
 class AuthSettings(_Section):
     token_ttl_seconds: int = Field(default=86400, ge=60)
+    login_max_failures_per_user: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=60, ge=1)
+    """Failed password logins over these limits in the window are 429 (vbs.api.login_limit)."""
 
 
 class QuotaSettings(_Section):

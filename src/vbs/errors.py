@@ -140,7 +140,10 @@ class ServiceError(VbsError):
 
     code = "vbs.service"
 
-    def __init__(self, message: str, api_code: str = "", status: int = 400) -> None:
+    def __init__(self, message: str, api_code: str = "", status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.api_code = api_code
         self.status = status
+        self.headers = dict(headers or {})
+        """Extra response headers (e.g. ``Retry-After`` on a 429)."""

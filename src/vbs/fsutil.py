@@ -73,8 +73,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def makedirs_durable(path: Path) -> None:
+def makedirs_durable(path: Path, mode: int = 0o700) -> None:
     """``mkdir -p path``, then fsync the parent of every directory it created.
+
+    Created directories get ``mode`` (default 0700: repository directories
+    hold every project's encrypted data and must not be listable by others).
 
     Without the parent fsync a crash can lose a freshly created directory,
     and with it every file that was durably written inside it. Safe to call
@@ -94,7 +97,7 @@ def makedirs_durable(path: Path) -> None:
         current = parent
     for directory in reversed(missing):
         try:
-            directory.mkdir()
+            directory.mkdir(mode=mode)
         except FileExistsError:
             if not directory.is_dir():
                 raise

@@ -21,7 +21,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vbs
+from vbs.api.body import BodyLimit
+from vbs.api.docs import install_docs
 from vbs.api.errors import install_error_handlers
+from vbs.api.openapi import install_openapi
 from vbs.config import Settings
 from vbs.db.session import Database
 
@@ -110,15 +113,18 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
         description="VBS extension API, OpenStack Cinder backup API (v2/v3) and a "
         "Keystone v3 subset.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served offline by vbs.api.docs
         redoc_url=None,
     )
     app.state.ctx = ctx
+    install_docs(app)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=ctx.settings.server.max_body_bytes)
     app.add_middleware(_RequestId)
     for router in load_routers(extra_routers):
         app.include_router(router)
     _mount_console(app)
+    install_openapi(app)
     return app
 
 

@@ -202,7 +202,8 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     if exc.status >= 500:
         log.error("service error %s on %s: %s", exc.api_code, request.url.path, exc.message)
-    return error_response(request, exc.status, exc.message, exc.api_code)
+    return error_response(request, exc.status, exc.message, exc.api_code,
+                          headers=getattr(exc, "headers", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ only the new id so scripts can capture it.
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -48,7 +49,12 @@ def register(subparsers: Any) -> None:
     ucmd.required = True
     p = ucmd.add_parser("create", parents=[common], help="create a user, print its id")
     p.add_argument("name")
-    p.add_argument("--password", required=True)
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password-file", type=Path,
+                        help="read the password from the first line of this file")
+    secret.add_argument("--password", help="the password on the command line (visible to "
+                        "other local users in the process list; prefer the file, "
+                        "VBS_NEW_PASSWORD or the prompt)")
     p.add_argument("--project", required=True, help="project name or id")
     p.add_argument("--role", default="member", choices=["admin", "member", "reader"])
     p.set_defaults(func=_user_create)
@@ -137,15 +143,41 @@ def _project_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    """The new user's password: ``--password-file``, ``--password``,
+    ``VBS_NEW_PASSWORD``, else a prompt (twice) on a terminal (issue 8)."""
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {args.password_file}: {exc.strerror}") from exc
+        password = lines[0] if lines else ""
+    elif args.password is not None:
+        password = args.password
+    elif os.environ.get("VBS_NEW_PASSWORD"):
+        password = os.environ["VBS_NEW_PASSWORD"]
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise ConfigError("the two passwords differ")
+    else:
+        raise ConfigError("no password: use --password-file FILE, VBS_NEW_PASSWORD or a "
+                          "terminal for the prompt")
+    if not password:
+        raise ConfigError("the password is empty")
+    return password
+
+
 @_guard
 def _user_create(args: argparse.Namespace) -> int:
     from vbs.identity import assign_role, create_user, find_project
 
+    password = _new_password(args)  # before the database: a prompt must not hold a lock
     db = _open(args)
     try:
         with db.session() as session:
             project = find_project(session, args.project)
-            user = create_user(session, args.name, args.password, default_project_id=project.id)
+            user = create_user(session, args.name, password, default_project_id=project.id)
             assign_role(session, user.id, project.id, args.role)
     finally:
         db.dispose()

@@ -7,11 +7,13 @@ the file; every connection enables foreign keys.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Database"]
@@ -26,6 +28,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _private_sqlite_files(url: str) -> None:
+    """Create the SQLite file 0600 (and tighten an existing one and its
+    ``-wal``/``-shm``): it holds password hashes and token digests.
+
+    SQLite creates ``-wal`` and ``-shm`` with the database file's mode, so a
+    0600 database keeps its companions 0600 too.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for item in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with suppress(FileNotFoundError):
+            os.chmod(item, 0o600)
+
+
 class Database:
     """Owns one SQLAlchemy engine and hands out sessions.
 
@@ -35,6 +55,8 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
+        if url.startswith("sqlite"):
+            _private_sqlite_files(url)
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}

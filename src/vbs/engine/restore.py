@@ -64,7 +64,7 @@ def _write_zeros(fd: int, offset: int, length: int) -> None:
 def restore(
     store: ProjectStore,
     backup_id: str,
-    target: str | os.PathLike[str],
+    target: str | os.PathLike[str] | int,
     *,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
@@ -76,15 +76,21 @@ def restore(
     A missing target path is created as a sparse file of the volume size. An
     existing regular file smaller than the volume is grown; a block device
     (or file) must be at least the volume size. Bytes beyond the volume size
-    in a larger target are left as they were.
+    in a larger target are left as they were. ``target`` may also be an open
+    writable descriptor (the caller verified what it is, e.g. an imported
+    volume, and keeps ownership; the engine works on a duplicate).
     """
     t0 = time.monotonic()
     keep_freed_memory()
     root = store.load_manifest(backup_id)
     if index is None:
         index = store.load_index()
-    path = os.fspath(target)
-    fd, fresh = _open_target(path, root)
+    if isinstance(target, int):
+        path = f"descriptor {target}"
+        fd, fresh = _check_target(os.dup(target), path, root), False
+    else:
+        path = os.fspath(target)
+        fd, fresh = _open_target(path, root)
     try:
         is_reg = stat.S_ISREG(os.fstat(fd).st_mode)
         written = [0, 0]
@@ -157,6 +163,12 @@ def _open_target(path: str, root: ManifestRoot) -> tuple[int, bool]:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise TargetError(f"cannot open {path}: {exc.strerror}") from None
+    return _check_target(fd, path, root), False
+
+
+def _check_target(fd: int, path: str, root: ManifestRoot) -> int:
+    """Grow a small regular file to the volume size; refuse a small device.
+    Closes ``fd`` on failure."""
     try:
         st = os.fstat(fd)
         size = os.lseek(fd, 0, os.SEEK_END)
@@ -170,4 +182,4 @@ def _open_target(path: str, root: ManifestRoot) -> tuple[int, bool]:
     except BaseException:
         os.close(fd)
         raise
-    return fd, False
+    return fd

@@ -61,7 +61,7 @@ def issue_token(
     assigned = role_names(session, user_id, project_id)
     if not assigned or not project.enabled or not user.enabled:
         raise AuthenticationFailed(
-            f"User {user_id} has no access to project {project_id}"
+            "The requested project does not exist or the user has no role in it."
         )
     token = secrets.token_urlsafe(32)
     expiry = now + dt.timedelta(seconds=ttl_seconds)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ from vbs.service.volume_snapshots import (
     snapshot_path,
 )
 from vbs.service.volumes import transition_volume, volume_path
-from vbs.volumes import FileVolumeDriver
+from vbs.volumes import FileVolumeDriver, ImportedVolumeChanged
 from vbs.volumes.layout import TEMP_PREFIX, snapshots_dir
 
 __all__ = ["BackupRuntime", "handlers", "reconcile"]
@@ -251,7 +252,10 @@ def _fail_create(rt: BackupRuntime, ctx: JobContext, backup_id: str, volume_id: 
             .values(status="error", fail_reason=_reason(exc)[:1024], updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        transition_volume(s, volume_id, {"backing-up"}, previous)
+        # a swapped imported volume is not the volume any more: error, not back to use
+        swapped = ImportedVolumeChanged in (type(exc), type(exc.__cause__))
+        after = "error" if swapped else previous
+        transition_volume(s, volume_id, {"backing-up"}, after)
         if policy_id and rt.policy_hook is not None:
             row = s.get(Backup, backup_id)
             rt.policy_hook(s, project_id=row.project_id if row else "", policy_id=policy_id,
@@ -277,19 +281,32 @@ def _restore(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
         if row is None or vol is None or row.status != "restoring":
             return None
         project_id = row.project_id
-        target: Path = volume_path(rt.driver, volume_record(vol))
+        imported = bool(vol.imported)
     store = rt.repository.project(project_id)
     try:
-        engine_restore(store, backup_id, target, progress=ctx.progress, cancel=ctx.cancel,
-                       workers=rt.engine_workers)
+        if imported:  # verified open: never write through a swapped path (issue 8)
+            fd = rt.driver.open_volume(volume_id, os.O_WRONLY)
+            try:
+                engine_restore(store, backup_id, fd, progress=ctx.progress, cancel=ctx.cancel,
+                               workers=rt.engine_workers)
+            finally:
+                os.close(fd)
+        else:
+            target: Path = volume_path(rt.driver, volume_record(vol))
+            engine_restore(store, backup_id, target, progress=ctx.progress,
+                           cancel=ctx.cancel, workers=rt.engine_workers)
     except Cancelled:
         raise
     except Exception as exc:
         if isinstance(exc, VbsError) and exc.transient:
             raise
         with rt.db.session() as s:
-            _set(s, backup_id, "restoring", "error_restoring", _reason(exc))
-            transition_volume(s, volume_id, {"restoring-backup"}, "error_restoring")
+            if isinstance(exc, ImportedVolumeChanged):  # the backup is fine; the volume not
+                _set(s, backup_id, "restoring", "available", None)
+                transition_volume(s, volume_id, {"restoring-backup"}, "error")
+            else:
+                _set(s, backup_id, "restoring", "error_restoring", _reason(exc))
+                transition_volume(s, volume_id, {"restoring-backup"}, "error_restoring")
         raise ServiceError(_reason(exc), codes.VB_RESTORE_WRITE_FAILED.code, 500) from exc
     with rt.db.session() as s:
         _set(s, backup_id, "restoring", "available", None)

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
+from vbs.service.access import writable_backup
 from vbs.service.backup_records import BackupRecord, Family, backup_record
 from vbs.service.backup_rules import (
     METADATA_MIN_VERSION,
@@ -191,10 +192,9 @@ def parse_native_update(body: object, *, version: tuple[int, int]) -> NativeUpda
 
 def update_backup(session: Session, project_id: str, backup_id: str,
                   req: NativeUpdateRequest) -> BackupRecord:
-    """Apply a ``PUT``; the backup must exist in the project (404), any status."""
-    get_backup(session, Family.NATIVE, project_id, backup_id)
-    row = session.get(Backup, backup_id)
-    assert row is not None  # get_backup just found it in this transaction
+    """Apply a ``PUT``; the backup must be the project's own (404; a share
+    recipient gets 403, :func:`writable_backup`), any status."""
+    row = writable_backup(session, Family.NATIVE, project_id, backup_id, "update")
     if req.name_given:
         row.name = req.name
     if req.description_given:

@@ -27,6 +27,7 @@ from vbs.service import codes as c
 from vbs.service.codes import ApiCode, fail
 from vbs.service.listing import NATIVE_BACKUP_LIST, PageRequest, parse_page_request
 from vbs.service.listing import parse_query_bool as _query_bool
+from vbs.service.volume_records import METADATA_MAX_ITEMS
 
 __all__ = [
     "AVAILABILITY_ZONE_MIN_VERSION",
@@ -376,6 +377,9 @@ def _native_metadata(raw: object) -> tuple[tuple[str, str], ...]:
         return ()
     if not isinstance(raw, Mapping):
         fail(_BAD, "backup.metadata must be an object of string values.")
+    if len(raw) > METADATA_MAX_ITEMS:
+        fail(_BAD, f"backup.metadata has {len(raw)} items, more than the maximum of "
+                   f"{METADATA_MAX_ITEMS}.")
     pairs: list[tuple[str, str]] = []
     for key, value in raw.items():
         if not isinstance(key, str) or not 1 <= len(key) <= _NATIVE_TEXT_MAX:

@@ -31,11 +31,12 @@ from vbs.db.models_backups import Backup
 from vbs.db.models_volumes import Snapshot, Volume
 from vbs.jobs import queue as jobs
 from vbs.service import codes
+from vbs.service.access import writable_backup
 from vbs.service.backup_records import BackupRecord, Family, backup_record, refuse
 from vbs.service.backup_rules import Tag
 from vbs.service.exports import refuse_if_exported
 from vbs.service.quotas import enforce_backup_quota
-from vbs.service.shares import drop_backup_shares, has_shares, owner_for_reader, refuse_recipient
+from vbs.service.shares import drop_backup_shares, has_shares, owner_for_reader
 from vbs.service.volumes import transition_volume
 
 __all__ = [
@@ -283,9 +284,7 @@ def delete_backup(
     ``creating`` and ``restoring``. A recipient of a share may not delete the
     backup (403); the owner's delete of a shared backup: see :func:`_drop_shares`.
     """
-    if owner_for_reader(session, backup_id, project_id) != project_id:
-        refuse_recipient(family, backup_id, "delete")
-    row = _load(session, family, project_id, backup_id, codes.VB_BACKUP_NOT_FOUND)
+    row = writable_backup(session, family, project_id, backup_id, "delete")
     allowed = DELETABLE | ({"creating", "restoring", "deleting"} if force else frozenset())
     if row.status not in allowed:
         refuse(family, codes.VB_DELETE_INVALID,
@@ -330,9 +329,16 @@ def _drop_shares(session: Session, family: Family, backup_id: str, *, force: boo
     drop_backup_shares(session, backup_id)
 
 
-def reset_status(session: Session, backup_id: str, status: str) -> bool:
-    """Admin reset-status: set any status without side effects (Cinder semantics)."""
+def reset_status(session: Session, family: Family, project_id: str, backup_id: str,
+                 status: str) -> bool:
+    """Admin reset-status: set any status without side effects (Cinder semantics).
+
+    Only on the caller's own backups: an admin of a project a backup is
+    shared with gets 403 like any recipient (:func:`writable_backup`).
+    """
+    writable_backup(session, family, project_id, backup_id, "reset the status of")
     res = session.execute(
-        update(Backup).where(Backup.id == backup_id).values(status=status, updated_at=utcnow())
+        update(Backup).where(Backup.id == backup_id, Backup.project_id == project_id)
+        .values(status=status, updated_at=utcnow())
     )
     return bool(getattr(res, "rowcount", 0))

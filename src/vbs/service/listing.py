@@ -39,6 +39,7 @@ from urllib.parse import urlencode
 from vbs.service.codes import AB_MALFORMED_REQUEST, NATIVE_BAD_REQUEST, ApiCode, fail
 
 __all__ = [
+    "DB_MAX_INT",
     "DEFAULT_MAX_LIMIT",
     "NATIVE_BACKUP_LIST",
     "NATIVE_SORT_KEYS",
@@ -131,22 +132,35 @@ POLICY_TASK_LIST = ListRules(
 """Policy task list #30: default limit 20, ``created_at`` only (vbs-api §7.9)."""
 
 
-def parse_int(name: str, raw: object, *, minimum: int, invalid: ApiCode) -> int:
-    """Parse a query or body integer (``"10"`` or ``10``) that must be ≥ ``minimum``.
+DB_MAX_INT = 2**31 - 1
+"""Largest integer a request may carry (Cinder's ``DB_MAX_INT``): offsets,
+limits and sizes beyond it are 400, never an overflow in the database."""
+
+
+def parse_int(name: str, raw: object, *, minimum: int, invalid: ApiCode,
+              maximum: int = DB_MAX_INT) -> int:
+    """Parse a query or body integer (``"10"`` or ``10``) in ``[minimum, maximum]``.
 
     Booleans and floats are refused even though JSON-wise they look numeric:
-    ``limit: true`` is a client bug, not a page size.
+    ``limit: true`` is a client bug, not a page size. Values above
+    ``maximum`` (default :data:`DB_MAX_INT`) are 400 (issue 8: ``offset=2**63``
+    overflowed SQLite and answered 500); digit strings are length-checked
+    before ``int()`` so a megabyte of digits costs nothing.
     """
     if isinstance(raw, bool):
         fail(invalid, f"{name} must be an integer, got {raw!r}.")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and _INT.fullmatch(raw):
+    elif isinstance(raw, str) and len(raw) <= 40 and _INT.fullmatch(raw):
         value = int(raw)
+    elif isinstance(raw, str) and raw.lstrip("-").isdigit() and raw.isascii():
+        fail(invalid, f"{name} must be an integer <= {maximum}.")
     else:
-        fail(invalid, f"{name} must be an integer, got {raw!r}.")
+        fail(invalid, f"{name} must be an integer, got {str(raw)[:40]!r}.")
     if value < minimum:
         fail(invalid, f"{name} must be an integer >= {minimum}, got {value}.")
+    if value > maximum:
+        fail(invalid, f"{name} must be an integer <= {maximum}, got {value}.")
     return value
 
 
@@ -187,7 +201,8 @@ def parse_page_request(query: Mapping[str, str], rules: ListRules) -> PageReques
     raw_limit = query.get("limit")
     limit = rules.default_limit
     if raw_limit is not None:
-        parsed = parse_int("limit", raw_limit, minimum=1, invalid=rules.invalid)
+        parsed = parse_int("limit", raw_limit, minimum=1, invalid=rules.invalid,
+                           maximum=2**63 - 1)  # clamped just below, as Cinder does
         limit = min(parsed, rules.max_limit)
     raw_offset = query.get("offset")
     offset = 0 if raw_offset is None else parse_int(

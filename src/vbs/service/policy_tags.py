@@ -183,7 +183,7 @@ def parse_tag_query(body: object) -> TagQuery:
     limit, offset = DEFAULT_MAX_LIMIT, 0
     if action == "filter":
         if data.get("limit") is not None:
-            limit = min(parse_int("limit", data["limit"], minimum=1,
+            limit = min(parse_int("limit", data["limit"], minimum=1, maximum=2**63 - 1,
                                   invalid=c.AB_MALFORMED_REQUEST), DEFAULT_MAX_LIMIT)
         if data.get("offset") is not None:
             offset = parse_int("offset", data["offset"], minimum=0, invalid=c.AB_MALFORMED_REQUEST)

@@ -17,9 +17,13 @@ native lists, show     yes                             yes (owner attribute show
                                                        owner project)
 restore                yes                             yes, into its own volumes
 delete the backup      refused while shared (400)      no: 403
+update, reset status,  yes                             no: 403, even as an admin of
+force-delete                                           the recipient project
 =====================  ==============================  ==============================
 
-Anyone else gets 404. Errors are native faults (badRequest/forbidden/
+Anyone else gets 404. The owner-only rule lives in one place,
+:func:`vbs.service.access.writable_backup`; every write use case calls it.
+Errors are native faults (badRequest/forbidden/
 itemNotFound, [D8]), except where a backup use case of the VBS family asks
 (:func:`refuse_recipient`).
 
@@ -239,13 +243,11 @@ def _lock_available(session: Session, backup_id: str, owner: str) -> bool:
 
 def share_backup(session: Session, project_id: str, req: ShareRequest) -> list[ShareRecord]:
     """Share one of ``project_id``'s ``available`` backups with each target [D35]."""
+    from vbs.service.access import writable_backup  # access builds on this module
+
+    row = writable_backup(session, Family.NATIVE, project_id, req.backup_id, "share")
     if project_id in req.to_project_ids:
         fail(NATIVE_BAD_REQUEST, "A backup cannot be shared with its own project.")
-    row = session.get(Backup, req.backup_id)
-    if row is None or row.project_id != project_id:
-        if row is not None and owner_for_reader(session, row.id, project_id) != project_id:
-            refuse_recipient(Family.NATIVE, row.id, "share")
-        fail(NATIVE_NOT_FOUND, f"Backup {req.backup_id} could not be found.")
     if row.status != "available" or not _lock_available(session, row.id, project_id):
         fail(NATIVE_BAD_REQUEST, f"Backup {row.id} is {row.status}; only available "
                                  "backups can be shared.")
@@ -281,7 +283,10 @@ def cancel_share(session: Session, project_id: str, share_id: str) -> None:
 
 
 def cancel_backup_shares(session: Session, project_id: str, backup_id: str) -> int:
-    """Remove every share of one of the caller's backups (none is fine) [D32]."""
+    """Remove every share of one of the caller's backups (none is fine) [D32].
+
+    Owner only; a recipient gets 404 as §6.2/[D34] specify (docs/decisions.md).
+    """
     row = session.get(Backup, backup_id)
     if row is None or row.project_id != project_id:
         fail(NATIVE_NOT_FOUND, f"Backup {backup_id} could not be found.")

@@ -11,6 +11,7 @@ subclass and re-raise with their own code (e.g. ``VolumeBackup.0021``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,6 +27,7 @@ from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_NOT_FOUND
 from vbs.service.listing import PageRequest
 
 __all__ = [
+    "METADATA_MAX_ITEMS",
     "InvalidVolumeInput",
     "MarkerNotFound",
     "Page",
@@ -240,12 +242,26 @@ TEXT_MAX = 255
 """Cinder's limit for names, descriptions, metadata keys and values."""
 
 
+METADATA_MAX_ITEMS = 128
+"""Most metadata items one volume or snapshot may carry (the OpenStack
+``metadata_items`` quota default)."""
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""C0 controls and DEL, except tab, newline and carriage return."""
+
+
 def check_text(field: str, value: object, *, maximum: int = TEXT_MAX) -> str | None:
-    """``None`` or a string of at most ``maximum`` characters (400 otherwise)."""
+    """``None`` or a string of at most ``maximum`` characters (400 otherwise).
+
+    NUL and other control characters are refused (issue 8), as they are in
+    backup names: they break terminals, logs and PostgreSQL text columns.
+    """
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidVolumeInput(f"Invalid input received: {field} must be a string.")
+    if _CONTROL.search(value):
+        raise InvalidVolumeInput(
+            f"Invalid input received: {field} must not contain control characters.")
     if len(value) > maximum:
         raise InvalidVolumeInput(
             f"Invalid input received: {field} has {len(value)} characters, "
@@ -260,6 +276,9 @@ def check_metadata(value: object) -> dict[str, str]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidVolumeInput("Invalid input received: metadata must be an object.")
+    if len(value) > METADATA_MAX_ITEMS:
+        raise InvalidVolumeInput(f"Invalid input received: metadata has {len(value)} items, "
+                                 f"more than the maximum of {METADATA_MAX_ITEMS}.")
     out: dict[str, str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key:

@@ -38,7 +38,7 @@ from vbs.service.volume_records import (
     load_volume_row,
     snapshot_record,
 )
-from vbs.volumes import FileVolumeDriver, VolumeNotFound
+from vbs.volumes import FileVolumeDriver, ImportedVolumeChanged, VolumeNotFound
 
 __all__ = [
     "SNAPSHOT_DELETABLE",
@@ -182,6 +182,13 @@ def create_snapshot(
         handle = driver.snapshot(vid, row.id)
     except Exception as exc:
         _set_status(session, row.id, "error")
+        if isinstance(exc, ImportedVolumeChanged):  # issue 8: never read a swapped path
+            session.execute(update(Volume).where(Volume.id == vid).values(
+                status="error", updated_at=utcnow()).execution_options(
+                synchronize_session=False))
+            session.commit()
+            raise VolumeStateConflict(
+                f"Invalid volume: {exc.message}; volume {vid} is in error.") from exc
         if isinstance(exc, VolumeNotFound):
             raise VolumeStateConflict(
                 f"Invalid volume: the data of volume {vid} is missing ({exc}); "

@@ -48,6 +48,7 @@ A crash between the commits leaves rows in ``creating`` or ``deleting``;
 
 from __future__ import annotations
 
+import errno
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,7 @@ from sqlalchemy.orm import Session
 from vbs.db.base import utcnow
 from vbs.db.models_volumes import VOLUME_STATUSES, Snapshot, Volume
 from vbs.service.codes import NATIVE_BAD_REQUEST
-from vbs.service.listing import ListRules, PageRequest
+from vbs.service.listing import DB_MAX_INT, ListRules, PageRequest
 from vbs.service.volume_import import AVAILABILITY_ZONE, GIB, import_existing
 from vbs.service.volume_records import (
     InvalidVolumeInput,
@@ -93,6 +94,7 @@ from vbs.volumes import (
     FileVolumeDriver,
     InvalidVolumeSize,
     SnapshotNotFound,
+    VolumeIOError,
 )
 
 __all__ = [
@@ -175,6 +177,11 @@ def _check_size(size_gb: object) -> int:
         raise InvalidVolumeInput(
             f"Invalid input received: size must be an integer (GiB) >= 1, got {size_gb!r}."
         )
+    if size_gb > DB_MAX_INT:
+        raise InvalidVolumeInput(
+            f"Invalid input received: size must be an integer (GiB) <= {DB_MAX_INT}, "
+            f"got {size_gb}."
+        )
     return size_gb
 
 
@@ -249,6 +256,13 @@ def create_volume(
             driver.create(row.id, row.size_bytes)
         except InvalidVolumeSize as exc:
             raise InvalidVolumeInput(f"Invalid input received: {exc.message}") from exc
+        except VolumeIOError as exc:
+            if exc.errno != errno.EFBIG:
+                raise
+            raise InvalidVolumeInput(
+                f"Invalid input received: the volume store's filesystem cannot hold a "
+                f"volume of {size_gb} GiB (file too large)."
+            ) from exc
         row.status = "available"
         session.flush()
         return volume_record(row)

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 from vbs.volumes.base import SnapshotHandle, SnapshotMethod, VolumeDriver, VolumeHandle
 from vbs.volumes.errors import (
+    ImportedVolumeChanged,
     ImportNotAllowed,
     InvalidImportSource,
     InvalidVolumeId,
@@ -91,6 +92,7 @@ from vbs.volumes.sparse import copy_sparse, data_extents
 __all__ = [
     "FileVolumeDriver",
     "ImportNotAllowed",
+    "ImportedVolumeChanged",
     "InvalidImportSource",
     "InvalidVolumeId",
     "InvalidVolumeSize",

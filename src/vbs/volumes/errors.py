@@ -13,6 +13,7 @@ Subtree (all permanent except ``VolumeIOError``)::
     ├── InvalidImportSource    import path missing, or not a file / block device
     ├── UnsupportedOperation   extend of an imported volume; reflink forced where
     │                          it cannot work
+    ├── ImportedVolumeChanged  an imported path no longer leads to what was imported
     ├── RegistryCorrupt        imported.json cannot be understood
     └── VolumeIOError          an OS call failed (EIO, ENOSPC, ...), transient
 
@@ -29,6 +30,7 @@ from vbs.errors import VolumeError
 
 __all__ = [
     "ImportNotAllowed",
+    "ImportedVolumeChanged",
     "InvalidImportSource",
     "InvalidVolumeId",
     "InvalidVolumeSize",
@@ -76,6 +78,13 @@ class InvalidImportSource(VolumeError):
 
 class UnsupportedOperation(VolumeError):
     code = "vbs.volume.unsupported"
+
+
+class ImportedVolumeChanged(VolumeError):
+    """An imported volume's path no longer leads to the file or device that was
+    imported (symlink, moved directory, other inode): refused, never followed."""
+
+    code = "vbs.volume.import_changed"
 
 
 class RegistryCorrupt(VolumeError):

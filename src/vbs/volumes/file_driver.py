@@ -36,8 +36,9 @@ from vbs.volumes.layout import (
     validate_id,
     volume_file,
 )
-from vbs.volumes.registry import load_registry, save_registry
+from vbs.volumes.registry import ImportIdentity, load_identities, load_registry, save_registry
 from vbs.volumes.sparse import copy_extents, fd_size, try_reflink
+from vbs.volumes.verified_open import open_imported
 
 __all__ = ["FileVolumeDriver"]
 
@@ -119,12 +120,27 @@ class FileVolumeDriver:
             return own
         raise VolumeNotFound(f"volume {volume_id} does not exist")
 
+    def open_volume(self, volume_id: str, flags: int = os.O_RDONLY) -> int:
+        """Open the volume's bytes; the caller closes the descriptor.
+
+        An imported volume is opened only if it is still the file or device
+        that was imported (:func:`vbs.volumes.verified_open.open_imported`:
+        no symlink, same path, same device and inode), else
+        :class:`ImportedVolumeChanged`. Use this, never ``open(path(...))``.
+        """
+        external = self._imported().get(validate_id(volume_id))
+        if external is not None:
+            identity = load_identities(registry_file(self._root)).get(volume_id)
+            return open_imported(volume_id, external, identity, flags)
+        own = volume_file(self._root, volume_id)
+        try:
+            return os.open(own, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise VolumeNotFound(f"volume {volume_id} does not exist") from exc
+
     def size(self, volume_id: str) -> int:
         path = self.path(volume_id)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError as exc:
-            raise VolumeNotFound(f"volume {volume_id}: {path} is missing") from exc
+        fd = self.open_volume(volume_id)
         with _os_errors(f"size of volume {volume_id} at {path}"):
             try:
                 return fd_size(fd)
@@ -237,10 +253,7 @@ class FileVolumeDriver:
         self._ensure_dirs()
         tmp = temp_path(final.parent, snapshot_id)
         with _os_errors(f"snapshot volume {volume_id} as {snapshot_id}"):
-            try:
-                src_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError as exc:
-                raise VolumeNotFound(f"volume {volume_id}: {source} is missing") from exc
+            src_fd = self.open_volume(volume_id)
             try:
                 mode = os.fstat(src_fd).st_mode
                 if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
@@ -302,9 +315,11 @@ class FileVolumeDriver:
         if own.exists() or volume_id in self._imported():
             raise VolumeExists(f"volume {volume_id} already exists")
 
-    def _register_external(self, volume_id: str, target: Path) -> None:
+    def _register_external(self, volume_id: str, target: Path,
+                           identity: ImportIdentity | None = None) -> None:
         """Record ``target`` as volume ``volume_id``. Only for :func:`import_volume`,
-        which enforces the allowlist; ``target`` must already be resolved."""
+        which enforces the allowlist; ``target`` must already be resolved.
+        ``identity`` (device, inode, root) is re-checked on every open."""
         with _os_errors(f"register volume {volume_id}"), self._locked():
             self._refuse_taken(volume_id, volume_file(self._root, volume_id))
             imported = self._imported()
@@ -312,7 +327,10 @@ class FileVolumeDriver:
                 if path == target:
                     raise VolumeExists(f"{target} is already imported as volume {other}")
             imported[volume_id] = target
-            save_registry(registry_file(self._root), imported)
+            identities = load_identities(registry_file(self._root))
+            if identity is not None:
+                identities[volume_id] = identity
+            save_registry(registry_file(self._root), imported, identities)
 
     def _clone_into(
         self,

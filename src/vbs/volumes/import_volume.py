@@ -3,9 +3,10 @@
 The operator lists the directories VBS may take volumes from
 (``allowed_roots``); anything else, including a symlink inside a root that
 points outside it, is refused. The check runs once, at import time, on the
-fully resolved path, and the resolved path is what gets registered, so a
-symlink swapped later cannot redirect the volume. (Directories inside the
-allowed roots are assumed to be writable only by the operator.)
+fully resolved path, and the resolved path is what gets registered together
+with the device and inode of the file and the root that admitted it. Every
+later open re-checks all of it (:mod:`vbs.volumes.verified_open`), so a
+symlink or file swapped later inside a root is refused, never followed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from vbs.volumes.base import VolumeHandle
 from vbs.volumes.errors import ImportNotAllowed, InvalidImportSource, VolumeNotFound
 from vbs.volumes.file_driver import FileVolumeDriver
 from vbs.volumes.layout import validate_id
+from vbs.volumes.registry import ImportIdentity
 from vbs.volumes.sparse import fd_size
 
 __all__ = ["import_volume"]
@@ -51,7 +53,8 @@ def import_volume(
     requested = Path(source)
     resolved = requested.resolve(strict=False)
     roots = [Path(root).resolve(strict=False) for root in allowed_roots]
-    if not any(resolved.is_relative_to(root) for root in roots):
+    admitting = next((root for root in roots if resolved.is_relative_to(root)), None)
+    if admitting is None:
         shown = ", ".join(str(root) for root in roots) or "(none configured)"
         raise ImportNotAllowed(
             f"cannot import {requested} (resolves to {resolved}): "
@@ -75,19 +78,24 @@ def import_volume(
             f"cannot import {requested}: {kind}; only regular image files and "
             "block devices can be volumes"
         )
-    size = _size_of(resolved)
-    driver._register_external(volume_id, resolved)
+    size, identity = _size_of(resolved, st, str(admitting))
+    driver._register_external(volume_id, resolved, identity)
     return VolumeHandle(volume_id, resolved, size)
 
 
-def _size_of(path: Path) -> int:
+def _size_of(path: Path, expected: os.stat_result, root: str) -> tuple[int, ImportIdentity]:
+    """Size and identity, from one ``O_NOFOLLOW`` descriptor that must be the
+    file :func:`os.stat` just checked (no swap between check and record)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError as exc:
         raise VolumeNotFound(f"{path} vanished during import") from exc
     except OSError as exc:
         raise InvalidImportSource(f"cannot open {path}: {exc.strerror}") from exc
     try:
-        return fd_size(fd)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+            raise InvalidImportSource(f"cannot import {path}: it changed during import")
+        return fd_size(fd), ImportIdentity(st.st_dev, st.st_ino, root)
     finally:
         os.close(fd)

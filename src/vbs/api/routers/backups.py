@@ -34,15 +34,21 @@ falls back to a list.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
+from vbs.api import body as body_reader
 from vbs.api.app import public_base_url
+from vbs.api.openapi import documented
 from vbs.api.routers.backups_views import to_view
 from vbs.api.routers.volumes import Call, CinderCall
+from vbs.api.schemas.bodies import (
+    NativeBackupActionBody,
+    NativeBackupCreateBody,
+    NativeBackupUpdateBody,
+    NativeRestoreBody,
+)
 from vbs.api.schemas.render import (
     render_backup_detail,
     render_backup_list,
@@ -72,7 +78,7 @@ from vbs.service.backups import (
     reset_status,
     restore_backup,
 )
-from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_FORBIDDEN, NATIVE_NOT_FOUND, fail
+from vbs.service.codes import NATIVE_FORBIDDEN, NATIVE_NOT_FOUND, fail
 from vbs.service.listing import collection_links
 from vbs.service.volumes import get_volume
 
@@ -81,25 +87,16 @@ __all__ = ["native_json_body", "router"]
 router = APIRouter(tags=["backups"])
 
 
-async def native_json_body(request: Request) -> object:
-    """The request body as JSON (``None`` when empty); malformed JSON is
-    Cinder's 400 "Malformed request body"."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(NATIVE_BAD_REQUEST, "Malformed request body: the body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(native_json_body)]
+native_json_body = body_reader.json_body
+"""The shared reader (:mod:`vbs.api.body`): malformed JSON is Cinder's 400."""
+Body = body_reader.JsonBody
 
 
 # --------------------------------------------------------------------------- create, list
 
 
-@router.post("/v3/{project_id}/backups", status_code=202, summary="Create a backup")
+@router.post("/v3/{project_id}/backups", status_code=202, summary="Create a backup",
+             **documented(body=NativeBackupCreateBody))
 @router.post("/v2/{project_id}/backups", status_code=202, include_in_schema=False)
 def create_backup_handler(call: Call, body: Body) -> Response:
     req = parse_native_create(body, version=call.version)
@@ -155,7 +152,8 @@ def show_backup_handler(backup_id: str, call: Call) -> Response:
                                                       call.version)})
 
 
-@router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)")
+@router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)",
+            **documented(body=NativeBackupUpdateBody))
 @router.put("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
 def update_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
     if not call.at_least(UPDATE_MIN_VERSION):
@@ -168,7 +166,7 @@ def update_backup_handler(backup_id: str, call: Call, body: Body) -> Response:
     return call.reply({"backup": render_backup_summary(to_view(record), call.links)})
 
 
-@router.delete("/v3/{project_id}/backups/{backup_id}", status_code=202,
+@router.delete("/v3/{project_id}/backups/{backup_id}", status_code=202, response_class=Response,
                summary="Delete a backup")
 @router.delete("/v2/{project_id}/backups/{backup_id}", status_code=202,
                include_in_schema=False)
@@ -181,7 +179,9 @@ def delete_backup_handler(backup_id: str, call: Call) -> Response:
 
 
 @router.post("/v3/{project_id}/backups/{backup_id}/action", status_code=202,
-             summary="Force-delete or reset the status of a backup (admin)")
+             response_class=Response,
+             summary="Force-delete or reset the status of a backup (admin)",
+             **documented(body=NativeBackupActionBody))
 @router.post("/v2/{project_id}/backups/{backup_id}/action", status_code=202,
              include_in_schema=False)
 def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
@@ -198,13 +198,13 @@ def backup_action_handler(backup_id: str, call: Call, body: Body) -> Response:
             delete_backup(s, family=Family.NATIVE, project_id=project, backup_id=bid,
                           force=True)
         else:
-            get_backup(s, Family.NATIVE, project, bid)
-            reset_status(s, bid, action.status)
+            reset_status(s, Family.NATIVE, project, bid, action.status)
     return call.reply(None, 202)
 
 
 @router.post("/v3/{project_id}/backups/{backup_id}/restore", status_code=202,
-             summary="Restore a backup to an existing or a new volume")
+             summary="Restore a backup to an existing or a new volume",
+             **documented(body=NativeRestoreBody))
 @router.post("/v2/{project_id}/backups/{backup_id}/restore", status_code=202,
              include_in_schema=False)
 def restore_backup_handler(backup_id: str, call: Call, body: Body) -> Response:

@@ -17,14 +17,16 @@ one unit of work, render. Errors are ext-error bodies (``VolumeBackup.*``,
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
+from vbs.api import body as body_reader
 from vbs.api.app import AppContext
 from vbs.api.auth import VbsPrincipal
+from vbs.api.openapi import documented
 from vbs.api.schemas.backups import JobView
+from vbs.api.schemas.bodies import VbsBackupCreateBody, VbsRestoreBody
 from vbs.api.schemas.render import render_job, render_job_accepted
 from vbs.jobs import get as get_job
 from vbs.service import codes
@@ -38,18 +40,9 @@ __all__ = ["json_body", "router"]
 router = APIRouter(tags=["VBS backups"])
 
 
-async def json_body(request: Request) -> object:
-    """The request body as JSON; malformed JSON is 400 VolumeBackup.0002."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(codes.VB_MALFORMED_BODY, "The request body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(json_body)]
+json_body = body_reader.json_body
+"""The shared reader (:mod:`vbs.api.body`): malformed JSON is 400 VolumeBackup.0002."""
+Body = body_reader.JsonBody
 
 
 def _ctx(request: Request) -> AppContext:
@@ -57,7 +50,8 @@ def _ctx(request: Request) -> AppContext:
     return ctx
 
 
-@router.post("/v2/{project_id}/cloudbackups", summary="Create a backup (vbs-api §4.1)")
+@router.post("/v2/{project_id}/cloudbackups", summary="Create a backup (vbs-api §4.1)",
+             **documented(body=VbsBackupCreateBody))
 def create(project_id: str, request: Request, principal: VbsPrincipal, body: Body) -> Any:
     req = parse_vbs_create(body)
     with _ctx(request).db.session() as s:
@@ -92,7 +86,8 @@ def delete_alias(project_id: str, backup_id: str, request: Request,
 
 
 @router.post("/v2/{project_id}/cloudbackups/{backup_id}/restore",
-             summary="Restore a disk from a backup (vbs-api §4.3)")
+             summary="Restore a disk from a backup (vbs-api §4.3)",
+             **documented(body=VbsRestoreBody))
 def restore(project_id: str, backup_id: str, request: Request, principal: VbsPrincipal,
             body: Body) -> Any:
     req = parse_vbs_restore(backup_id, body)

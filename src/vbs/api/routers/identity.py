@@ -26,6 +26,7 @@ Errors use Keystone's body ``{"error": {"code", "title", "message"}}``
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vbs.api.app import AppContext, get_context, public_base_url
+from vbs.api.login_limit import LoginLimiter
 from vbs.errors import ServiceError
 from vbs.identity import (
     ROLE_IDS,
@@ -60,6 +62,35 @@ _INTERFACES = ("public", "internal", "admin")
 _NS = uuid.UUID("0b5c3e8e-2f4d-4a57-9d2e-6f1f8f3b7c21")
 _ALLOW_EXPIRED_SECONDS = 2 * 86400
 _UNAUTHORIZED = "The request you have made requires authentication."
+_NO_SCOPE = "The requested project does not exist or the user has no role in it."
+"""One answer for both cases (issue 8): a scope error must not tell a caller
+which project ids exist, nor echo ids back."""
+_TOO_MANY = "Too many failed login attempts; retry later."
+_limiter_lock = threading.Lock()
+
+
+def _limiter(request: Request, ctx: AppContext) -> LoginLimiter:
+    """The app's :class:`LoginLimiter`, made on first use from ``auth`` settings."""
+    with _limiter_lock:
+        limiter: LoginLimiter | None = getattr(request.app.state, "login_limiter", None)
+        if limiter is None:
+            auth = ctx.settings.auth
+            limiter = LoginLimiter(per_user=auth.login_max_failures_per_user,
+                                   per_address=auth.login_max_failures_per_address,
+                                   window_seconds=auth.login_window_seconds)
+            request.app.state.login_limiter = limiter
+        return limiter
+
+
+def _login_key(ident: IdentityPart) -> str | None:
+    """The user a password login names (``id:...`` or ``name@domain``), else None."""
+    if "password" not in ident.methods or ident.password is None:
+        return None
+    u = ident.password.user
+    if u.id is not None:
+        return f"id:{u.id}"
+    domain = u.domain or DomainRef()
+    return f"name:{u.name}@{domain.id or domain.name or 'default'}".lower()
 
 
 class _Model(BaseModel):
@@ -249,7 +280,7 @@ def _resolve_project(session: Any, scope: ScopePart | str | None, user_id: str) 
             session, ref.name, domain_id=domain.id, domain_name=domain.name
         ).id
     except IdentityNotFound:
-        raise _unauthorized("Could not find the requested project.") from None
+        raise _unauthorized(_NO_SCOPE) from None
 
 
 @router.post("/identity/v3/auth/tokens", status_code=201, summary="Issue a token")
@@ -260,14 +291,32 @@ def issue(
     ctx: Annotated[AppContext, Depends(get_context)],
     nocatalog: str | None = None,
 ) -> JSONResponse:
+    login = _login_key(body.auth.identity)
+    address = request.client.host if request.client else "unknown"
+    limiter = _limiter(request, ctx)
+    if login is not None:
+        wait = limiter.retry_after(login, address)
+        if wait is not None:  # refused before any argon2 work
+            raise ServiceError(_TOO_MANY, "", 429, headers={"Retry-After": str(wait)})
     try:
         with ctx.db.session() as session:
-            user_id, methods, cap = _resolve_user(session, body.auth.identity)
+            try:
+                user_id, methods, cap = _resolve_user(session, body.auth.identity)
+            except AuthenticationFailed:
+                if login is not None:
+                    limiter.failed(login, address)
+                raise
+            if login is not None:
+                limiter.succeeded(login)
             project_id = _resolve_project(session, body.auth.scope, user_id)
-            issued = issue_token(
-                session, user_id, project_id,
-                ttl_seconds=ctx.settings.auth.token_ttl_seconds, methods=methods, expires_at=cap,
-            )
+            try:
+                issued = issue_token(
+                    session, user_id, project_id,
+                    ttl_seconds=ctx.settings.auth.token_ttl_seconds, methods=methods,
+                    expires_at=cap,
+                )
+            except AuthenticationFailed:
+                raise _unauthorized(_NO_SCOPE) from None
     except AuthenticationFailed as exc:
         raise _unauthorized(exc.message) from None
     except InvalidIdentityInput as exc:
@@ -319,7 +368,7 @@ def validate(
     return JSONResponse(payload, headers={"X-Subject-Token": token, "Vary": "X-Auth-Token"})
 
 
-@router.head("/identity/v3/auth/tokens", summary="Check a token")
+@router.head("/identity/v3/auth/tokens", summary="Check a token", response_class=Response)
 @router.head("/v3/auth/tokens", include_in_schema=False)
 def check(
     ctx: Annotated[AppContext, Depends(get_context)],

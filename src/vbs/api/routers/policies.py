@@ -16,14 +16,17 @@ omitted ([D41]); task times are ``YYYY-MM-DDTHH:MM:SS.sss`` (§2.8).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy.exc import IntegrityError
 
 from vbs.api.app import AppContext, get_context
 from vbs.api.auth import PolicyPrincipal
+from vbs.api.body import JsonBody
+from vbs.api.openapi import documented
 from vbs.api.routers import policy_tags
+from vbs.api.schemas import bodies as b
 from vbs.db.base import utcnow
 from vbs.db.models_policies import PolicyTask
 from vbs.scheduler.ports import BackupPort, TableOnlyBackupPort
@@ -39,7 +42,6 @@ router.include_router(policy_tags.router)
 
 _P = "/v2/{project_id}/backuppolicy"
 _R = "/v2/{project_id}/backuppolicyresources"
-JsonBody = Annotated[Any, Body()]
 
 
 def _port(ctx: AppContext) -> BackupPort:
@@ -111,9 +113,9 @@ def _outcomes(result: svc.AssociationResult, *, full: bool) -> dict[str, Any]:
 # --- collection and literal routes -------------------------------------------------
 
 
-@router.post(_P)
+@router.post(_P, **documented(body=b.PolicyCreateBody))
 def create_policy(project_id: str, principal: PolicyPrincipal, request: Request,
-                  body: JsonBody = None) -> dict[str, Any]:
+                  body: JsonBody) -> dict[str, Any]:
     """#23."""
     req = rules.parse_create_policy(body)
     ctx = get_context(request)
@@ -132,9 +134,9 @@ def list_policies(project_id: str, principal: PolicyPrincipal,
     return {"backup_policies": [render_policy(v) for v in views]}
 
 
-@router.post(_R)
+@router.post(_R, **documented(body=b.PolicyAssociateBody))
 def associate(project_id: str, principal: PolicyPrincipal, request: Request,
-              body: JsonBody = None) -> dict[str, Any]:
+              body: JsonBody) -> dict[str, Any]:
     """#27."""
     req = rules.parse_associate(body)
     ctx = get_context(request)
@@ -152,13 +154,13 @@ def associate(project_id: str, principal: PolicyPrincipal, request: Request,
     return _outcomes(result, full=True)
 
 
-@router.api_route(f"{_P}/", methods=["PUT", "DELETE"])
-@router.api_route(f"{_P}//action", methods=["POST"])
-@router.api_route(f"{_P}//backuptasks", methods=["GET"])
-@router.api_route(f"{_P}//tags", methods=["GET", "POST"])
-@router.api_route(f"{_P}//tags/action", methods=["POST"])
-@router.api_route(f"{_P}//tags/{{key}}", methods=["DELETE"])
-@router.api_route(f"{_R}//deleted_resources", methods=["POST"])
+@router.api_route(f"{_P}/", methods=["PUT", "DELETE"], include_in_schema=False)
+@router.api_route(f"{_P}//action", methods=["POST"], include_in_schema=False)
+@router.api_route(f"{_P}//backuptasks", methods=["GET"], include_in_schema=False)
+@router.api_route(f"{_P}//tags", methods=["GET", "POST"], include_in_schema=False)
+@router.api_route(f"{_P}//tags/action", methods=["POST"], include_in_schema=False)
+@router.api_route(f"{_P}//tags/{{key}}", methods=["DELETE"], include_in_schema=False)
+@router.api_route(f"{_R}//deleted_resources", methods=["POST"], include_in_schema=False)
 def empty_policy_id(project_id: str, principal: PolicyPrincipal) -> None:
     """An empty ``{policy_id}`` segment -> ``AutoBackup.0006`` (top of vbs-api §7)."""
     fail(c.AB_POLICY_ID_MISSING, "The policy ID in the URL is empty.")
@@ -167,9 +169,9 @@ def empty_policy_id(project_id: str, principal: PolicyPrincipal) -> None:
 # --- {policy_id} routes --------------------------------------------------------------
 
 
-@router.put(f"{_P}/{{policy_id}}")
+@router.put(f"{_P}/{{policy_id}}", **documented(body=b.PolicyModifyBody))
 def modify_policy(project_id: str, policy_id: str, principal: PolicyPrincipal,
-                  request: Request, body: JsonBody = None) -> dict[str, Any]:
+                  request: Request, body: JsonBody) -> dict[str, Any]:
     """#25 / #25a."""
     req = rules.parse_modify_policy(body)
     ctx = get_context(request)
@@ -187,9 +189,10 @@ def delete_policy(project_id: str, policy_id: str, principal: PolicyPrincipal,
     return Response(status_code=204)
 
 
-@router.post(f"{_R}/{{policy_id}}/deleted_resources")
+@router.post(f"{_R}/{{policy_id}}/deleted_resources",
+             **documented(body=b.PolicyDisassociateBody))
 def disassociate(project_id: str, policy_id: str, principal: PolicyPrincipal,
-                 request: Request, body: JsonBody = None) -> dict[str, Any]:
+                 request: Request, body: JsonBody) -> dict[str, Any]:
     """#28."""
     volume_ids = rules.parse_disassociate(body)
     with get_context(request).db.session() as session:

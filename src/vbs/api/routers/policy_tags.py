@@ -8,12 +8,15 @@ one service call in a unit of work, render.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from vbs.api.app import get_context
 from vbs.api.auth import PolicyPrincipal
+from vbs.api.body import JsonBody
+from vbs.api.openapi import documented
+from vbs.api.schemas import bodies as b
 from vbs.service import policy_tags as svc
 from vbs.service.backup_rules import Tag
 
@@ -22,7 +25,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["policy tags"])
 
 _PREFIX = "/v2/{project_id}/backuppolicy"
-JsonBody = Annotated[Any, Body()]
 
 
 def _tags(tags: tuple[Tag, ...] | list[Tag]) -> list[dict[str, str]]:
@@ -38,9 +40,9 @@ def list_project_tags(project_id: str, principal: PolicyPrincipal,
     return {"tags": [{"key": k, "values": v} for k, v in pairs]}
 
 
-@router.post(f"{_PREFIX}/resource_instances/action")
+@router.post(f"{_PREFIX}/resource_instances/action", **documented(body=b.PolicyTagQueryBody))
 def query_policies(project_id: str, principal: PolicyPrincipal, request: Request,
-                   body: JsonBody = None) -> dict[str, Any]:
+                   body: JsonBody) -> dict[str, Any]:
     """#36: filter or count policies by tags and name."""
     query = svc.parse_tag_query(body)
     with get_context(request).db.session() as session:
@@ -52,9 +54,10 @@ def query_policies(project_id: str, principal: PolicyPrincipal, request: Request
          "tags": _tags(tags)} for pid, name, tags in result.policies]}
 
 
-@router.post(f"{_PREFIX}/{{policy_id}}/tags/action", status_code=204)
+@router.post(f"{_PREFIX}/{{policy_id}}/tags/action", status_code=204,
+             **documented(body=b.PolicyTagBatchBody))
 def batch_tags(project_id: str, policy_id: str, principal: PolicyPrincipal, request: Request,
-               body: JsonBody = None) -> Response:
+               body: JsonBody) -> Response:
     """#35: create/update/delete several tags atomically."""
     batch = svc.parse_tag_batch(body)
     with get_context(request).db.session() as session:
@@ -62,9 +65,10 @@ def batch_tags(project_id: str, policy_id: str, principal: PolicyPrincipal, requ
     return Response(status_code=204)
 
 
-@router.post(f"{_PREFIX}/{{policy_id}}/tags", status_code=204)
+@router.post(f"{_PREFIX}/{{policy_id}}/tags", status_code=204,
+             **documented(body=b.PolicyTagAddBody))
 def add_tag(project_id: str, policy_id: str, principal: PolicyPrincipal, request: Request,
-            body: JsonBody = None) -> Response:
+            body: JsonBody) -> Response:
     """#31: add or replace one tag."""
     tag = svc.parse_add_tag(body)
     with get_context(request).db.session() as session:

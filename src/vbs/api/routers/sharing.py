@@ -17,17 +17,19 @@ The literal ``detail`` and ``count`` routes are declared before ``{id}``
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from vbs.api.app import AppContext
 from vbs.api.auth import SharingPrincipal
+from vbs.api.body import JsonBody
+from vbs.api.openapi import documented
 from vbs.api.schemas.backups import BackupView
+from vbs.api.schemas.bodies import ShareCreateBody
 from vbs.api.schemas.render import format_backup_time, render_backup_for_share
 from vbs.service.backup_records import BackupRecord
-from vbs.service.codes import NATIVE_BAD_REQUEST, fail
+from vbs.service.codes import NATIVE_BAD_REQUEST
 from vbs.service.listing import SHARE_LIST, parse_page_request, parse_query_bool
 from vbs.service.shares import (
     SharedBackup,
@@ -49,17 +51,7 @@ PREFIX = "/v2/{project_id}/os-vendor-backup-sharing"
 router = APIRouter(tags=["Backup sharing"])
 
 
-async def _json_body(request: Request) -> object:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        fail(NATIVE_BAD_REQUEST, "The request body is not valid JSON.")
-
-
-Body = Annotated[object, Depends(_json_body)]
+Body = JsonBody
 
 
 def _ctx(request: Request) -> AppContext:
@@ -101,7 +93,7 @@ def _with_backup(item: SharedBackup) -> dict[str, Any]:
     return render_share(item.share, item.backup)
 
 
-@router.post(PREFIX, summary="Share a backup (vbs-api §6.1)")
+@router.post(PREFIX, summary="Share a backup (vbs-api §6.1)", **documented(body=ShareCreateBody))
 def create(request: Request, principal: SharingPrincipal, body: Body) -> Any:
     req = parse_share_request(body)
     with _ctx(request).db.session() as s:
@@ -133,7 +125,8 @@ def show(share_id: str, request: Request, principal: SharingPrincipal) -> Any:
     return {"shared": _with_backup(item)}
 
 
-@router.delete(PREFIX + "/{share_id}", summary="Cancel sharing (vbs-api §6.2)")
+@router.delete(PREFIX + "/{share_id}", summary="Cancel sharing (vbs-api §6.2)",
+               response_class=Response)
 def cancel(share_id: str, request: Request, principal: SharingPrincipal) -> Response:
     raw = request.query_params.get("is_backup_id", "false")
     by_backup = parse_query_bool("is_backup_id", raw, invalid=NATIVE_BAD_REQUEST)

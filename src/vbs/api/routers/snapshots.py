@@ -169,6 +169,7 @@ def show_snapshot_handler(snapshot_id: str, call: Call) -> Response:
 
 
 @router.delete("/v3/{project_id}/snapshots/{snapshot_id}", status_code=202,
+               response_class=Response,
                summary="Delete a snapshot")
 @router.delete("/v2/{project_id}/snapshots/{snapshot_id}", status_code=202,
                include_in_schema=False)

@@ -354,6 +354,7 @@ def show_volume_handler(volume_id: str, call: Call) -> Response:
 
 
 @router.delete("/v3/{project_id}/volumes/{volume_id}", status_code=202,
+               response_class=Response,
                summary="Delete a volume")
 @router.delete("/v2/{project_id}/volumes/{volume_id}", status_code=202, include_in_schema=False)
 def delete_volume_handler(volume_id: str, request: Request, call: Call) -> Response:

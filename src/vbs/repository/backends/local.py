@@ -101,7 +101,7 @@ class LocalBackend:
         bytes go straight to a temporary file under the root; ``commit(key)``
         makes them durable under *key* as atomically as :meth:`put`."""
         try:
-            self._root.mkdir(parents=True, exist_ok=True)
+            makedirs_durable(self._root)
             return LocalObjectWriter(self, DurableFile(self._root, mode=_FILE_MODE))
         except OSError as exc:
             raise _backend_error(exc, "put", "(stream)") from exc

@@ -19,6 +19,7 @@ practice, and a wrapper would only delay their report.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -92,6 +93,7 @@ def open_backend(
     if create:
         try:
             makedirs_durable(root)
+            os.chmod(root, 0o700)  # also when the operator created it: it holds all data
         except OSError as exc:
             raise BackendError(
                 f"cannot create repository directory {root}: {exc.strerror or exc}"
