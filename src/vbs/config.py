@@ -39,6 +39,7 @@ from vbs.errors import ConfigError
 
 __all__ = [
     "AuthSettings",
+    "ChangeTrackingSettings",
     "DatabaseSettings",
     "JobsSettings",
     "QuotaSettings",
@@ -104,6 +105,18 @@ class JobsSettings(_Section):
     lease_seconds: int = Field(default=60, ge=5)
 
 
+class ChangeTrackingSettings(_Section):
+    """Changed-block tracking of incremental backups (docs/operations.md)."""
+
+    enabled: bool = True
+    """Diff reflink snapshots with FIEMAP and read only what changed."""
+    verify_fraction: float = Field(default=0.005, ge=0.0, le=1.0)
+    """Share of the unchanged chunks read anyway and compared with the parent."""
+    verify_minimum: int = Field(default=16, ge=0)
+    verify_unchanged: bool = False
+    """Read and compare every unchanged chunk (the guard at its most careful)."""
+
+
 class AuthSettings(_Section):
     token_ttl_seconds: int = Field(default=86400, ge=60)
 
@@ -126,6 +139,7 @@ class Settings(_Section):
     jobs: JobsSettings = JobsSettings()
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
+    change_tracking: ChangeTrackingSettings = ChangeTrackingSettings()
     public_url: str | None = None
     """Base URL advertised in the catalog and version documents; when unset
     the request's own base URL is used (see :meth:`advertised_url`)."""

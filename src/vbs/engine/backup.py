@@ -57,6 +57,8 @@ __all__ = ["BackupResult", "BackupStats", "backup"]
 log = logging.getLogger(__name__)
 
 SEGMENT_CHUNKS = 64
+HOLE_SPAN_CHUNKS = 16 * fmt.PAGE_ENTRIES
+"""Longest run of hole chunks handled as one step (a hole costs no read at all)."""
 INDEX_EVERY_PACKS = 4
 
 
@@ -455,6 +457,7 @@ def _run_pipeline(
     seg_len = chunk_size * SEGMENT_CHUNKS
     page_ids: list[bytes] = []
     page = bytearray()
+    page_bytes = fmt.PAGE_ENTRIES * fmt.CHUNK_ID_SIZE
     window: deque[tuple[int, Future[list[bytes]]]] = deque()
     max_window = workers * 2
 
@@ -463,9 +466,12 @@ def _run_pipeline(
         seg_size, fut = window.popleft()
         ids = fut.result()
         writer.check()
-        for cid in ids:
-            page += cid
-            if len(page) == fmt.PAGE_ENTRIES * fmt.CHUNK_ID_SIZE:
+        data = memoryview(b"".join(ids))
+        while data:  # whole slices, not one id at a time: 1 TiB is 16 M ids
+            room = page_bytes - len(page)
+            page += data[:room]
+            data = data[room:]
+            if len(page) == page_bytes:
                 page_ids.append(_store_page(bytes(page), codec, writer, counters))
                 page = bytearray()
         done = min(size, (len(page_ids) * fmt.PAGE_ENTRIES + len(page) // 32) * chunk_size)
@@ -503,7 +509,17 @@ def _run_pipeline(
                     if got != length:
                         raise SourceError(f"short read at offset {pos}: source changed size?")
                     counters.bytes_read += length
-                window.append((length, pool.submit(run, buf, length)))
+                    window.append((length, pool.submit(run, buf, length)))
+                else:  # a hole: its ids are known without a trip through the pool
+                    if next_data >= size:
+                        length = min(size - pos, HOLE_SPAN_CHUNKS * chunk_size)
+                    else:
+                        length = max(length, min(next_data - pos, HOLE_SPAN_CHUNKS * chunk_size)
+                                     // chunk_size * chunk_size)
+                    done_ids: Future[list[bytes]] = Future()
+                    done_ids.set_result(_process_segment(None, length, chunk_size, codec,
+                                                         writer, counters))
+                    window.append((length, done_ids))
                 pos += length
                 while len(window) >= max_window:
                     take_one()

@@ -287,20 +287,22 @@ def run_changed(
                         nc = min(segment_chunks, first + n - c0)
                         pos = c0 * cs
                         length = min(nc * cs, size - pos)
-                        buf = None
-                        if _has_data(fd, pos, length, size):
-                            buf = free.get()
-                            try:
-                                got = os.preadv(fd, [memoryview(buf)[:length]], pos)
-                            except OSError as exc:
-                                free.put(buf)
-                                raise SourceError(
-                                    f"read error at offset {pos}: {exc.strerror}") from None
-                            if got != length:
-                                free.put(buf)
-                                raise SourceError(
-                                    f"short read at offset {pos}: source changed size?")
-                            count_read(length)
+                        if not _has_data(fd, pos, length, size):
+                            # a hole reads as zeros: no read, no trip through the pool
+                            entries[c0 - lo : c0 - lo + nc] = [fmt.ZERO_ID] * nc
+                            continue
+                        buf = free.get()
+                        try:
+                            got = os.preadv(fd, [memoryview(buf)[:length]], pos)
+                        except OSError as exc:
+                            free.put(buf)
+                            raise SourceError(
+                                f"read error at offset {pos}: {exc.strerror}") from None
+                        if got != length:
+                            free.put(buf)
+                            raise SourceError(
+                                f"short read at offset {pos}: source changed size?")
+                        count_read(length)
                         pending.append((c0, pool.submit(run, buf, length)))
                 for c0, fut in pending:
                     for k, cid in enumerate(fut.result()):
