@@ -196,7 +196,8 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
         )
         mismatch = bool(stats.get("guard_mismatch", 0))
         old_base = adopt_base(s, volume_id, backup_id,
-                              None if mismatch else _base_candidate(s, ctx, user_snapshot),
+                              None if mismatch or not rt.change_tracking
+                              else _base_candidate(s, ctx, user_snapshot),
                               full_next=mismatch)
         transition_volume(s, volume_id, {"backing-up"}, previous)
         if policy_id and rt.policy_hook is not None:

@@ -19,6 +19,8 @@ backup failed / cancelled       the old base stays; the new snapshot is dropped
 guard mismatch                  no base (the old one is released, the new
                                 snapshot dropped) and ``cbt_full_next`` is set:
                                 the next backup is a full read (which clears it)
+change tracking disabled        no diff, no new base; the old one is released
+                                by the next successful backup
 base backup deleted             the base is released
 volume deleted                  the base is deleted with the volume
 ==============================  ==============================================
