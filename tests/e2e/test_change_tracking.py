@@ -12,6 +12,7 @@ restored and compared byte for byte.
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import random
@@ -27,7 +28,7 @@ import httpx
 import pytest
 
 from tests.support.api import ProjectClient
-from tests.support.server import RunningServer, start_server
+from tests.support.server import RunningServer, run_cli, start_server
 from tests.support.volumes import KIB, MIB, content_digest
 from tests.support.xfs import mount_xfs
 
@@ -299,6 +300,19 @@ def test_changed_blocks_api_pages_errors_and_sharing(world: World) -> None:
                   params={"base_backup_id": first})
     assert r.status_code == 401
 
+    # the client: vbs backup diff pages through everything; show names the vendor attributes
+    srv = world.server
+    env = {"OS_AUTH_URL": srv.auth_url, "OS_USERNAME": srv.admin_user,
+           "OS_PASSWORD": srv.admin_password, "OS_PROJECT_NAME": srv.admin_project}
+    p = run_cli("backup", "diff", first, second, "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["changed_blocks"] == want
+    p = run_cli("backup", "show", second, "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[VENDOR + "change_tracking"] == "fiemap"
+    p = run_cli("backup", "show", second, env=env)
+    assert "change_tracking" in p.stdout and "fiemap" in p.stdout and VENDOR not in p.stdout
+
 
 @pytest.mark.slow
 def test_one_tib_sparse_volume_reads_only_data_then_only_the_sample(world: World) -> None:
@@ -330,3 +344,12 @@ def test_one_tib_sparse_volume_reads_only_data_then_only_the_sample(world: World
     assert 0 < _ent(job, "bytes_read") <= sampled * CS // 100
     r = api("DELETE", f"/v3/{{p}}/volumes/{vol}")
     assert r.status_code == 202, r.text
+
+
+def test_changed_blocks_path_is_documented(world: World) -> None:
+    spec = httpx.get(world.server.base_url + "/openapi.json").json()
+    op = spec["paths"]["/v2/{project_id}/cloudbackups/{backup_id}/changed_blocks"]["get"]
+    params = {(p["name"], p["in"]) for p in op["parameters"]}
+    assert {("project_id", "path"), ("backup_id", "path"), ("base_backup_id", "query"),
+            ("limit", "query"), ("marker", "query")} <= params
+    assert {"200", "400", "401", "403", "404"} <= set(op["responses"])
