@@ -71,8 +71,23 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str
 
 
 def warm(path: Path) -> None:
+    """sync, then read the data extents of PATH once (holes need no page cache;
+    ``cat`` of a 1 TiB sparse file would read a terabyte of zeros)."""
     subprocess.run(["sync"], check=True)
-    subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size, pos = os.fstat(fd).st_size, 0
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            for off in range(start, end, 8 * MIB):
+                os.pread(fd, min(8 * MIB, end - off), off)
+            pos = end
+    finally:
+        os.close(fd)
 
 
 def reflink(src: Path, dst: Path) -> None:
@@ -130,8 +145,13 @@ def ranges(a: Path, b: Path, out: Path) -> tuple[float, int]:
     return wall, sum(n for _, n in json.loads(out.read_text()))
 
 
-def run(work: Path, size: str, percents: list[float]) -> dict[str, Any]:
+def run(work: Path, size: str, percents: list[float], out: Path | None) -> dict[str, Any]:
     results: dict[str, Any] = {"volume_size": size, "rounds": []}
+
+    def save() -> None:  # after every phase: a crash keeps what was measured
+        if out is not None:
+            out.write_text(json.dumps(results, indent=1))
+
     with Xfs(work, "24G") as mnt:
         env = dict(os.environ, VBS_REPO_PASSWORD=PASSWORD, RESTIC_PASSWORD=PASSWORD)
         vol = mnt / "vol.img"
@@ -182,7 +202,9 @@ def run(work: Path, size: str, percents: list[float]) -> dict[str, Any]:
                     changed + st["chunks_sampled"] * 65536),
             })
             parent_a, parent_b, prev = f"t{i}", f"p{i}", snap
+            save()
         results["tib"] = tib(mnt, work, env)
+        save()
     return results
 
 
@@ -223,11 +245,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
-    res = run(a.work, a.size, [float(p) for p in a.percents.split(",")])
-    text = json.dumps(res, indent=1)
-    if a.out:
-        a.out.write_text(text)
-    print(text)
+    res = run(a.work, a.size, [float(p) for p in a.percents.split(",")], a.out)
+    print(json.dumps(res, indent=1))
 
 
 if __name__ == "__main__":
