@@ -23,6 +23,7 @@ from vbs.config import Settings
 from vbs.db.base import utcnow
 from vbs.db.migrate import upgrade
 from vbs.db.session import Database
+from vbs.engine.guard import GuardPolicy
 from vbs.errors import RepositoryExists, RepositoryNotFound
 from vbs.fsutil import atomic_write
 from vbs.identity import bootstrap_identity
@@ -162,7 +163,11 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
 
     rt = BackupRuntime(db=ctx.db, repository=repo, driver=ctx.volume_driver,
                        policy_hook=hook, task_started=mark_task_running,
-                       on_deleted=runtime.project_changed)
+                       on_deleted=runtime.project_changed,
+                       change_tracking=settings.change_tracking.enabled,
+                       guard=GuardPolicy(settings.change_tracking.verify_fraction,
+                                         settings.change_tracking.verify_minimum,
+                                         settings.change_tracking.verify_unchanged))
     if workers and settings.jobs.workers > 0:
         runtime.worker = Worker(ctx.db, handlers(rt), concurrency=settings.jobs.workers,
                                 lease_seconds=float(settings.jobs.lease_seconds))

@@ -39,6 +39,7 @@ from vbs.errors import ConfigError
 
 __all__ = [
     "AuthSettings",
+    "ChangeTrackingSettings",
     "DatabaseSettings",
     "ExportsSettings",
     "JobsSettings",
@@ -107,6 +108,18 @@ class JobsSettings(_Section):
     lease_seconds: int = Field(default=60, ge=5)
 
 
+class ChangeTrackingSettings(_Section):
+    """Changed-block tracking of incremental backups (docs/operations.md)."""
+
+    enabled: bool = True
+    """Diff reflink snapshots with FIEMAP and read only what changed."""
+    verify_fraction: float = Field(default=0.005, ge=0.0, le=1.0)
+    """Share of the unchanged chunks read anyway and compared with the parent."""
+    verify_minimum: int = Field(default=16, ge=0)
+    verify_unchanged: bool = False
+    """Read and compare every unchanged chunk (the guard at its most careful)."""
+
+
 class AuthSettings(_Section):
     token_ttl_seconds: int = Field(default=86400, ge=60)
     login_max_failures_per_user: int = Field(default=5, ge=1)
@@ -149,6 +162,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
     exports: ExportsSettings
+    change_tracking: ChangeTrackingSettings = ChangeTrackingSettings()
     public_url: str | None = None
     """Base URL advertised in the catalog and version documents; when unset
     the request's own base URL is used (see :meth:`advertised_url`)."""

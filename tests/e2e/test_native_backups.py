@@ -31,6 +31,9 @@ V3_KEYS = {
     "data_timestamp", "has_dependent_backups", "is_incremental", "links",
     "os-backup-project-attr:project_id",
 }
+VENDOR_KEYS = {f"os-vbs-backup-attr:{k}"
+               for k in ("change_tracking", "bytes_read", "bytes_new", "chunks_sampled")}
+"""How the backup was read (vendor attributes, present once it was taken)."""
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +171,8 @@ def test_create_reply_and_show_shapes_per_family(tenant: Tenant) -> None:
     assert created["links"][1]["href"] == (
         f"{tenant.server.base_url}/{tenant.project_id}/backups/{bid}")
     b = tenant.wait(bid)
-    assert V3_KEYS | {"metadata", "user_id"} == set(b)
+    assert V3_KEYS | VENDOR_KEYS | {"metadata", "user_id"} == set(b)
+    assert b["os-vbs-backup-attr:change_tracking"] in ("none", "fiemap")
     assert (b["status"], b["volume_id"], b["size"], b["container"]) == (
         "available", vol, 1, "c1")
     assert b["metadata"] == {"k": "v"} and b["description"] == "d"
@@ -177,7 +181,7 @@ def test_create_reply_and_show_shapes_per_family(tenant: Tenant) -> None:
     assert len(b["created_at"]) == 26 and "T" in b["created_at"]  # …SS.ffffff, no zone
     # 3.0 has neither metadata nor user_id
     old = tenant("GET", f"/backups/{bid}", version=None)
-    assert set(old.json()["backup"]) == V3_KEYS
+    assert set(old.json()["backup"]) == V3_KEYS | VENDOR_KEYS
     assert old.headers["OpenStack-API-Version"] == "volume 3.0"
     # v2: tenant attribute + service_metadata string, no version header
     v2 = tenant("GET", f"/backups/{bid}", family="v2", version=None)

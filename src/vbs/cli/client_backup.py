@@ -1,10 +1,13 @@
-"""``vbs backup create|list|show|restore|delete``.
+"""``vbs backup create|list|show|restore|delete|diff``.
 
 ``create``, ``restore`` and ``delete`` use the VBS extension API
 (``/v2/{project}/cloudbackups``, vbs-api §4.1–§4.3): each starts a job and
 prints its id, or with ``--wait`` follows it to the end (see
 :mod:`vbs.cli.client_wait`). ``list`` and ``show`` read the native v3 API
-(``/v3/{project}/backups``, §5.3–§5.4) through the block-storage endpoint.
+(``/v3/{project}/backups``, §5.3–§5.4) through the block-storage endpoint;
+``show`` lists the ``os-vbs-backup-attr:*`` vendor attributes (how the
+backup was read) under their short names. ``diff`` pages through
+``GET /v2/{project}/cloudbackups/{id}/changed_blocks``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from vbs.cli.client_wait import add_wait_options, wait_for_job
 
 __all__ = ["register"]
 
+VENDOR = "os-vbs-backup-attr:"
 COLUMNS = ("id", "name", "status", "volume_id", "size", "is_incremental", "created_at")
 
 
@@ -52,6 +56,11 @@ def register(sub: Any) -> None:
     c = leaf(actions, "show", "show one backup")
     c.add_argument("backup_id")
     c.set_defaults(func=command(_show))
+
+    c = leaf(actions, "diff", "byte ranges in which BACKUP differs from BASE (same volume)")
+    c.add_argument("base_id", metavar="BASE")
+    c.add_argument("backup_id", metavar="BACKUP")
+    c.set_defaults(func=command(_diff))
 
     c = leaf(actions, "restore", "overwrite a volume with a backup (starts a job)")
     c.add_argument("backup_id")
@@ -133,8 +142,25 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 
 def _show(client: Client, args: argparse.Namespace) -> int:
     backup = client.cinder("GET", f"backups/{args.backup_id}")["backup"]
-    shown = {k: v for k, v in backup.items() if k != "links"}
+    shown = {k.removeprefix(VENDOR): v for k, v in backup.items() if k != "links"}
     print_object(args, backup, shown, title="backup")
+    return 0
+
+
+def _diff(client: Client, args: argparse.Namespace) -> int:
+    blocks: list[dict[str, int]] = []
+    marker: int | None = 0
+    page: dict[str, Any] = {}
+    while marker is not None:
+        page = client.vbs("GET", f"cloudbackups/{args.backup_id}/changed_blocks",
+                          params={"base_backup_id": args.base_id, "marker": marker})
+        blocks.extend(page["changed_blocks"])
+        marker = page["next_marker"]
+    doc = {"changed_blocks": blocks, "block_size": page.get("block_size"),
+           "volume_size": page.get("volume_size"), "next_marker": None}
+    rows = [{"offset": b["offset"], "length": b["length"]} for b in blocks]
+    print_table(args, doc, ("offset", "length"), rows,
+                title=f"{sum(b['length'] for b in blocks)} bytes changed in {len(blocks)} ranges")
     return 0
 
 

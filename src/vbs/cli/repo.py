@@ -85,6 +85,11 @@ def register(sub: Any) -> None:
     c.add_argument("--parent", default=None, help="id of the previous backup of this source")
     c.add_argument("--name", default="")
     c.add_argument("--id", dest="backup_id", default=None, help="backup id (default: random)")
+    c.add_argument("--changed-ranges", type=Path, default=None, metavar="FILE",
+                   help="read only these byte ranges (rbd diff --format=json output, or a JSON "
+                   "list of [offset, length]); needs --parent; a sample of the rest is verified")
+    c.add_argument("--verify-unchanged", action="store_true",
+                   help="with --changed-ranges: read and compare every unchanged chunk")
     c.set_defaults(func=_run(_backup))
 
     c = rs.add_parser("restore", help="restore a backup into a file or block device")
@@ -239,9 +244,34 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _change_hints(args: argparse.Namespace) -> Any:
+    """The ``--changed-ranges`` file parsed against the source size, or None."""
+    from vbs.engine.changed import parse_change_hints
+    from vbs.engine.common import open_block_or_file
+
+    if args.changed_ranges is None:
+        if args.verify_unchanged:
+            raise ConfigError("--verify-unchanged only applies with --changed-ranges")
+        return None
+    if args.parent is None:
+        raise ConfigError("--changed-ranges needs --parent: the backup the ranges are relative to")
+    try:
+        data = args.changed_ranges.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.changed_ranges}: {exc.strerror}") from None
+    try:
+        fd, size = open_block_or_file(os.fspath(args.source), os.O_RDONLY)
+    except OSError as exc:
+        raise SourceError(f"cannot open source {args.source!r}: {exc.strerror}") from None
+    os.close(fd)
+    return parse_change_hints(data, size)
+
+
 def _backup(args: argparse.Namespace, store: Any) -> int:
     from vbs.engine.backup import backup
+    from vbs.engine.guard import GuardPolicy
 
+    changes = _change_hints(args)
     with _progress(args, "backup") as progress:
         result = backup(
             store,
@@ -250,15 +280,21 @@ def _backup(args: argparse.Namespace, store: Any) -> int:
             name=args.name,
             parent_id=args.parent,
             progress=progress,
+            changes=changes,
+            guard=GuardPolicy(verify_all=args.verify_unchanged),
         )
     s = result.stats
-    doc = {"id": result.root.backup_id, "stats": s.as_dict(), "seconds": round(s.seconds, 3)}
+    doc = {"id": result.root.backup_id, "stats": s.as_dict(), "seconds": round(s.seconds, 3),
+           "change_tracking": result.change_tracking, "guard": result.guard_message}
+    if result.guard_message:
+        print(f"warning: {result.guard_message}", file=sys.stderr)
     _out(
         args,
         doc,
         f"backup {result.root.backup_id}: {s.volume_size} bytes, {s.chunks_new} new chunks "
         f"({s.bytes_new_stored} bytes stored), {s.chunks_dedup} deduplicated, "
-        f"{s.chunks_zero} zero, in {s.seconds:.2f} s",
+        f"{s.chunks_zero} zero, in {s.seconds:.2f} s; change tracking {result.change_tracking}, "
+        f"{s.bytes_read} bytes read, {s.chunks_sampled} chunks sampled",
     )
     return 0
 

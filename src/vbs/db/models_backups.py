@@ -92,3 +92,9 @@ class Backup(Base):
         UtcDateTime, nullable=True, default=utcnow, onupdate=utcnow
     )
     data_timestamp: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    change_tracking: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """``fiemap``, ``hints`` or ``none``: how unchanged data was found (``backups_0002``)."""
+    bytes_read: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bytes_new: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Plain bytes of chunks this backup stored for the first time."""
+    chunks_sampled: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

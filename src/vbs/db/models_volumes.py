@@ -27,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -96,6 +97,13 @@ class Volume(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    cbt_base_snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """Change tracking (``volumes_0002``): the internal snapshot the last successful
+    backup was read from, kept so the next backup can diff against it."""
+    cbt_base_backup_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    """The backup taken from ``cbt_base_snapshot_id`` (the only valid parent for it)."""
+    cbt_full_next: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Set when the guard caught a wrong "unchanged" range: the next backup reads all."""
 
 
 class Snapshot(Base):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import queue
 import threading
@@ -46,12 +47,18 @@ from vbs.repository.manifest import ManifestRoot
 from vbs.repository.pack import PackBuilder
 from vbs.repository.repo import ProjectStore
 
+from .changed import ChangedOutcome, ChangeSet, GuardMismatch, run_changed
 from .common import CancelToken, ProgressFn, RepositoryLock, open_block_or_file
+from .guard import GuardPolicy
 from .memory import keep_freed_memory
 
 __all__ = ["BackupResult", "BackupStats", "backup"]
 
+log = logging.getLogger(__name__)
+
 SEGMENT_CHUNKS = 64
+HOLE_SPAN_CHUNKS = 16 * fmt.PAGE_ENTRIES
+"""Longest run of hole chunks handled as one step (a hole costs no read at all)."""
 INDEX_EVERY_PACKS = 4
 
 
@@ -68,6 +75,14 @@ class BackupStats:
     packs_written: int = 0
     pages_total: int = 0
     pages_new: int = 0
+    chunks_changed: int = 0
+    """Chunks intersecting the changed ranges (0 for a full read)."""
+    chunks_sampled: int = 0
+    """Unchanged chunks read anyway by the guard (:mod:`vbs.engine.guard`)."""
+    pages_reused: int = 0
+    """Parent manifest pages taken whole without being loaded."""
+    guard_mismatch: int = 0
+    """1 when a sampled chunk differed and the backup fell back to a full read."""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, int]:
@@ -78,6 +93,10 @@ class BackupStats:
 class BackupResult:
     root: ManifestRoot
     stats: BackupStats
+    change_tracking: str = "none"
+    """How unchanged data was found: ``fiemap``, ``hints`` or ``none`` (full read)."""
+    guard_message: str | None = None
+    """Why the changed ranges were discarded, when the guard caught a mismatch."""
 
 
 class _Counters:
@@ -327,18 +346,26 @@ def backup(
     index: ChunkIndex | None = None,
     workers: int = 2,
     uploaders: int = 2,
+    changes: ChangeSet | None = None,
+    guard: GuardPolicy | None = None,
 ) -> BackupResult:
     """Back up ``source`` (a file or block device) into ``store``.
 
     ``index`` may be a cached, already loaded index of the project (it is
     updated in place); otherwise it is loaded from the repository. The
     parent, when given, must exist in the project and have the same chunk size.
+
+    With a parent and ``changes`` (byte ranges that may differ from the
+    parent's source) only the chunks intersecting them and a ``guard``
+    sample of the others are read (:mod:`vbs.engine.changed`); a sampled
+    mismatch falls back to a full read, reported in ``guard_message``.
     """
     t0 = time.monotonic()
     keep_freed_memory()
     backup_id = backup_id or uuid.uuid4().hex
     cancel = cancel or CancelToken()
     chunk_size = store.chunk_size
+    parent: ManifestRoot | None = None
     if parent_id is not None:
         parent = store.load_manifest(parent_id)
         if parent.chunk_size != chunk_size:
@@ -353,8 +380,24 @@ def backup(
         if index is None:
             index = store.load_index()
         writer = _PackWriter(store, index, counters, uploaders)
+        tracking, guard_message, changed = "none", None, None
         try:
-            page_ids = _run_pipeline(fd, size, store, writer, counters, workers, progress, cancel)
+            if changes is not None and parent is not None:
+                try:
+                    changed = _run_changed(fd, size, store, index, parent, changes,
+                                           guard or GuardPolicy(), writer, counters, workers,
+                                           progress, cancel)
+                    tracking = changes.source
+                except GuardMismatch as exc:
+                    guard_message = f"guard: {exc}; read the whole volume instead"
+                    log.warning("backup %s of %s: %s", backup_id, os.fspath(source),
+                                guard_message)
+                    counters.zero = counters.dedup = 0
+            if changed is not None:
+                page_ids = changed.page_ids
+            else:
+                page_ids = _run_pipeline(fd, size, store, writer, counters, workers,
+                                         progress, cancel)
             writer.finish()
         except BaseException:
             writer.abort()
@@ -363,7 +406,7 @@ def backup(
             volume_size=size,
             bytes_read=counters.bytes_read,
             chunks_total=-(-size // chunk_size),
-            chunks_zero=counters.zero,
+            chunks_zero=counters.zero if changed is None else changed.chunks_zero,
             chunks_new=counters.new,
             chunks_dedup=counters.dedup,
             bytes_new_plain=counters.new_plain,
@@ -371,8 +414,13 @@ def backup(
             packs_written=counters.packs,
             pages_total=len(page_ids),
             pages_new=counters.pages_new,
+            chunks_changed=0 if changed is None else changed.chunks_changed,
+            chunks_sampled=0 if changed is None else changed.chunks_sampled,
+            pages_reused=0 if changed is None else changed.pages_reused,
+            guard_mismatch=int(guard_message is not None),
             seconds=time.monotonic() - t0,
         )
+        meta = {**(meta or {}), "change_tracking": tracking}
         root = ManifestRoot(
             backup_id=backup_id,
             project=store.project,
@@ -385,10 +433,10 @@ def backup(
             source_id=source_id,
             parent_id=parent_id,
             stats=stats.as_dict(),
-            meta=dict(meta or {}),
+            meta=meta,
         )
         store.store_manifest(root)
-        return BackupResult(root, stats)
+        return BackupResult(root, stats, tracking, guard_message)
     finally:
         os.close(fd)
         lock.release()
@@ -409,6 +457,7 @@ def _run_pipeline(
     seg_len = chunk_size * SEGMENT_CHUNKS
     page_ids: list[bytes] = []
     page = bytearray()
+    page_bytes = fmt.PAGE_ENTRIES * fmt.CHUNK_ID_SIZE
     window: deque[tuple[int, Future[list[bytes]]]] = deque()
     max_window = workers * 2
 
@@ -417,9 +466,12 @@ def _run_pipeline(
         seg_size, fut = window.popleft()
         ids = fut.result()
         writer.check()
-        for cid in ids:
-            page += cid
-            if len(page) == fmt.PAGE_ENTRIES * fmt.CHUNK_ID_SIZE:
+        data = memoryview(b"".join(ids))
+        while data:  # whole slices, not one id at a time: 1 TiB is 16 M ids
+            room = page_bytes - len(page)
+            page += data[:room]
+            data = data[room:]
+            if len(page) == page_bytes:
                 page_ids.append(_store_page(bytes(page), codec, writer, counters))
                 page = bytearray()
         done = min(size, (len(page_ids) * fmt.PAGE_ENTRIES + len(page) // 32) * chunk_size)
@@ -457,7 +509,17 @@ def _run_pipeline(
                     if got != length:
                         raise SourceError(f"short read at offset {pos}: source changed size?")
                     counters.bytes_read += length
-                window.append((length, pool.submit(run, buf, length)))
+                    window.append((length, pool.submit(run, buf, length)))
+                else:  # a hole: its ids are known without a trip through the pool
+                    if next_data >= size:
+                        length = min(size - pos, HOLE_SPAN_CHUNKS * chunk_size)
+                    else:
+                        length = max(length, min(next_data - pos, HOLE_SPAN_CHUNKS * chunk_size)
+                                     // chunk_size * chunk_size)
+                    done_ids: Future[list[bytes]] = Future()
+                    done_ids.set_result(_process_segment(None, length, chunk_size, codec,
+                                                         writer, counters))
+                    window.append((length, done_ids))
                 pos += length
                 while len(window) >= max_window:
                     take_one()
@@ -473,6 +535,39 @@ def _run_pipeline(
     if progress is not None:
         progress(size, size)
     return page_ids
+
+
+def _run_changed(
+    fd: int,
+    size: int,
+    store: ProjectStore,
+    index: ChunkIndex,
+    parent: ManifestRoot,
+    changes: ChangeSet,
+    guard: GuardPolicy,
+    writer: _PackWriter,
+    counters: _Counters,
+    workers: int,
+    progress: ProgressFn | None,
+    cancel: CancelToken,
+) -> ChangedOutcome:
+    """The changed-ranges pass, wired to this module's per-chunk pipeline."""
+    codec = store.codec
+    chunk_size = store.chunk_size
+
+    def count_read(n: int) -> None:
+        counters.bytes_read += n
+
+    def process(buf: bytearray | None, length: int) -> list[bytes]:
+        ids = _process_segment(buf, length, chunk_size, codec, writer, counters)
+        writer.check()
+        return ids
+
+    return run_changed(
+        fd, size, store, index, parent, changes, guard, process,
+        lambda page: _store_page(page, codec, writer, counters), count_read,
+        segment_chunks=SEGMENT_CHUNKS, workers=workers, progress=progress, cancel=cancel,
+    )
 
 
 def _store_page(page: bytes, codec: BlobCodec, writer: _PackWriter, counters: _Counters) -> bytes:

@@ -41,12 +41,19 @@ from vbs.db.models_jobs import Job
 from vbs.db.models_volumes import Snapshot, Volume
 from vbs.db.session import Database
 from vbs.engine.backup import backup as engine_backup
+from vbs.engine.guard import GuardPolicy
 from vbs.engine.restore import restore as engine_restore
 from vbs.errors import BackupNotFound, Cancelled, ServiceError, VbsError
 from vbs.jobs import JobContext, JobHandler
 from vbs.repository.repo import Repository
 from vbs.service import codes
 from vbs.service.backups import CREATE_JOB, DELETE_JOB, RESTORE_JOB
+from vbs.service.change_tracking import (
+    adopt_base,
+    plan_changes,
+    release_backup_base,
+    release_base_snapshot,
+)
 from vbs.service.volume_records import volume_record
 from vbs.service.volume_snapshots import (
     create_snapshot,
@@ -81,6 +88,10 @@ class BackupRuntime:
     on_deleted: Callable[[str], None] | None = None
     """Called with the project id after a backup's root was removed (GC trigger)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    change_tracking: bool = True
+    """Diff reflink snapshots against the volume's base and read only what changed."""
+    guard: GuardPolicy = field(default_factory=GuardPolicy)
+    """How many unchanged chunks a changed-ranges backup verifies."""
 
 
 def handlers(rt: BackupRuntime) -> dict[str, JobHandler]:
@@ -121,10 +132,13 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             rt.task_started(s, vbs_job_id=job.id)  # policy task WAITING -> RUNNING
     store = rt.repository.project(project_id)
     internal_snapshot: str | None = None
+    full = bool(job.payload.get("full", False))
+    guard_message: str | None = None
     try:
         try:
             root = store.load_manifest(backup_id)
             stats = dict(root.stats)
+            tracking = root.meta.get("change_tracking", "none")
         except BackupNotFound:
             if user_snapshot:
                 with rt.db.session() as s:
@@ -137,12 +151,22 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
                     store.load_manifest(parent_id)
                 except BackupNotFound:
                     parent_id = None
+            changes, why = None, "read from a user snapshot"
+            if internal_snapshot is not None:
+                why = "a full backup was asked for"
+                if rt.change_tracking and not full:
+                    changes, why = plan_changes(rt.db, rt.driver, volume_id, parent_id,
+                                                internal_snapshot)
+            if changes is None:
+                log.info("backup %s of volume %s: full read (%s)", backup_id, volume_id, why)
             result = engine_backup(
                 store, path, backup_id=backup_id, name=name, source_id=volume_id,
                 parent_id=parent_id, meta={"volume_id": volume_id},
                 progress=ctx.progress, cancel=ctx.cancel, workers=rt.engine_workers,
+                changes=changes, guard=rt.guard,
             )
             stats = result.stats.as_dict()
+            tracking, guard_message = result.change_tracking, result.guard_message
     except Cancelled:
         raise  # the worker is stopping: the job is released and resumed later
     except VbsError as exc:
@@ -164,15 +188,52 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
                 progress=100,
                 parent_id=parent_id,
                 updated_at=utcnow(),
+                change_tracking=tracking,
+                bytes_read=int(stats.get("bytes_read", 0)),
+                bytes_new=int(stats.get("bytes_new_plain", 0)),
+                chunks_sampled=int(stats.get("chunks_sampled", 0)),
             )
             .execution_options(synchronize_session=False)
         )
+        mismatch = bool(stats.get("guard_mismatch", 0))
+        old_base = adopt_base(s, volume_id, backup_id,
+                              None if mismatch or not rt.change_tracking
+                              else _base_candidate(s, ctx, user_snapshot),
+                              full_next=mismatch)
         transition_volume(s, volume_id, {"backing-up"}, previous)
         if policy_id and rt.policy_hook is not None:
             rt.policy_hook(s, project_id=project_id, policy_id=policy_id, volume_id=volume_id,
                            vbs_job_id=job.id, succeeded=True, now=utcnow())
     _drop_internal_snapshot(rt, ctx, project_id)
-    return {"backup_id": backup_id}
+    if old_base is not None:
+        release_base_snapshot(rt.db, rt.driver, old_base)
+    out = {
+        "backup_id": backup_id,
+        "change_tracking": tracking,
+        "bytes_read": str(int(stats.get("bytes_read", 0))),
+        "bytes_new": str(int(stats.get("bytes_new_plain", 0))),
+        "chunks_sampled": str(int(stats.get("chunks_sampled", 0))),
+        "chunks_changed": str(int(stats.get("chunks_changed", 0))),
+    }
+    if stats.get("guard_mismatch", 0):
+        out["guard"] = guard_message or "mismatch: the changed ranges were wrong; full read"
+        log.warning("backup %s of volume %s: %s; the next backup reads everything",
+                    backup_id, volume_id, out["guard"])
+    return out
+
+
+def _base_candidate(s: Any, ctx: JobContext, user_snapshot: str | None) -> str | None:
+    """The internal reflink snapshot this job read, which becomes the volume's base."""
+    if user_snapshot:
+        return None
+    row = s.get(Job, ctx.job.id)
+    snap_id = (row.checkpoint or {}).get("internal_snapshot_id") if row else None
+    if not snap_id:
+        return None
+    snap = s.get(Snapshot, str(snap_id))
+    if snap is None or snap.method != "reflink" or snap.status != "available":
+        return None  # a copy as base would cost a whole volume of space for nothing
+    return str(snap.id)
 
 
 def _internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str,
@@ -211,7 +272,8 @@ def _discard_orphan_snapshots(rt: BackupRuntime, project_id: str, volume_id: str
             select(Snapshot.id).where(Snapshot.volume_id == volume_id,
                                       Snapshot.internal.is_(True))
         ).all())
-        ids = [i for i in ids if i != keep]
+        base = s.scalar(select(Volume.cbt_base_snapshot_id).where(Volume.id == volume_id))
+        ids = [i for i in ids if i not in (keep, base)]
         if ids:
             s.execute(
                 update(Snapshot)
@@ -235,6 +297,9 @@ def _drop_internal_snapshot(rt: BackupRuntime, ctx: JobContext, project_id: str)
         snap_id = (row.checkpoint or {}).get("internal_snapshot_id") if row else snap_id
     if not snap_id:
         return
+    with rt.db.session() as s:
+        if s.scalar(select(Volume.id).where(Volume.cbt_base_snapshot_id == str(snap_id))):
+            return  # kept as the volume's change-tracking base
     try:
         with rt.db.session() as s:
             delete_snapshot(s, rt.driver, project_id, str(snap_id), include_internal=True)
@@ -346,6 +411,7 @@ def _delete(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
         raise ServiceError(_reason(exc), codes.VB_DELETE_FAILED.code, 500) from exc
     with rt.db.session() as s:
         s.execute(delete(Backup).where(Backup.id == backup_id))
+    release_backup_base(rt.db, rt.driver, backup_id)
     if rt.on_deleted is not None:
         rt.on_deleted(project_id)
     return {"backup_id": backup_id}

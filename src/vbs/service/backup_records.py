@@ -70,6 +70,11 @@ class BackupRecord:
     created_at: dt.datetime
     updated_at: dt.datetime | None
     data_timestamp: dt.datetime
+    change_tracking: str | None = None
+    """``fiemap``, ``hints`` or ``none`` once the backup was taken; None before."""
+    bytes_read: int = 0
+    bytes_new: int = 0
+    chunks_sampled: int = 0
 
 
 def backup_record(row: Backup) -> BackupRecord:
@@ -101,4 +106,8 @@ def backup_record(row: Backup) -> BackupRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         data_timestamp=row.data_timestamp,
+        change_tracking=row.change_tracking,
+        bytes_read=int(row.bytes_read or 0),
+        bytes_new=int(row.bytes_new or 0),
+        chunks_sampled=int(row.chunks_sampled or 0),
     )

@@ -361,6 +361,11 @@ def delete_volume(
             f"from snapshots after volume transfer; volume {vid} is {row.status}."
         )
     snaps = list(session.scalars(select(Snapshot).where(Snapshot.volume_id == vid)))
+    # The change-tracking base (vbs.service.change_tracking) never blocks: it
+    # goes with the volume.
+    base_id = session.scalar(select(Volume.cbt_base_snapshot_id).where(Volume.id == vid))
+    bases = [s for s in snaps if s.id == base_id]
+    snaps = [s for s in snaps if s.id != base_id]
     blocking = [s for s in snaps if s.internal or s.status not in SNAPSHOT_DELETABLE]
     if snaps and (not cascade or blocking):
         session.rollback()
@@ -369,7 +374,7 @@ def delete_volume(
         raise VolumeStateConflict(
             f"Invalid volume: Volume {vid} still has {len(snaps)} dependent snapshot(s) ({why})."
         )
-    snap_ids = [s.id for s in snaps]
+    snap_ids = [s.id for s in snaps + bases]
     if snap_ids:
         session.execute(
             update(Snapshot).where(Snapshot.id.in_(snap_ids))

@@ -118,3 +118,14 @@ class VolumeDriver(Protocol):
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove the snapshot; a no-op if it does not exist."""
         ...
+
+    def changed_ranges(
+        self, base_snapshot: SnapshotHandle, new_snapshot: SnapshotHandle
+    ) -> list[tuple[int, int]] | None:
+        """Sorted, merged ``(offset, length)`` byte ranges where ``new_snapshot``
+        may differ from ``base_snapshot`` (two snapshots of one volume).
+
+        ``None`` means the driver cannot tell (copies, block devices): the
+        caller reads everything. Reporting too much is allowed, too little never.
+        """
+        ...

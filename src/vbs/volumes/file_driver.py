@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vbs.volumes.base import SnapshotHandle, SnapshotMethod, VolumeHandle
+from vbs.volumes.changes import changed_ranges
 from vbs.volumes.durable import fsync_dir, publish_noreplace, temp_path
 from vbs.volumes.errors import (
     InvalidVolumeSize,
@@ -278,6 +279,19 @@ class FileVolumeDriver:
         if not final.exists():
             raise SnapshotNotFound(f"snapshot {snapshot_id} does not exist")
         return final
+
+    def changed_ranges(
+        self, base_snapshot: SnapshotHandle, new_snapshot: SnapshotHandle
+    ) -> list[tuple[int, int]] | None:
+        """Byte ranges of ``new_snapshot`` that may differ from ``base_snapshot``.
+
+        Both must be snapshots of the same volume. Reflink clones are compared
+        by their FIEMAP extent maps (:mod:`vbs.volumes.changes`); copies, block
+        devices and filesystems without FIEMAP answer ``None`` ("unknown").
+        """
+        if base_snapshot.method != "reflink" or new_snapshot.method != "reflink":
+            return None
+        return changed_ranges(base_snapshot.path, new_snapshot.path, clones=True)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         final = snapshot_file(self._root, snapshot_id)

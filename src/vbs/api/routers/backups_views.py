@@ -9,7 +9,7 @@ API (imports point down, STYLE §6).
 
 from __future__ import annotations
 
-from vbs.api.schemas.backups import BackupView, ServiceMetadata
+from vbs.api.schemas.backups import BackupView, ChangeTrackingView, ServiceMetadata
 from vbs.service.backup_records import BackupRecord
 
 __all__ = ["DEDUP_COMPRESS", "to_view"]
@@ -50,4 +50,6 @@ def to_view(r: BackupRecord) -> BackupView:
             backup_size=r.stored_bytes or None,
             dedup_compress=DEDUP_COMPRESS,
         ),
+        change_tracking=None if r.change_tracking is None else ChangeTrackingView(
+            r.change_tracking, r.bytes_read, r.bytes_new, r.chunks_sampled),
     )

@@ -8,6 +8,8 @@ POST     ``/v2/{p}/cloudbackups/{backup_id}``            200 ``{"job_id"}`` (del
 DELETE   ``/v2/{p}/cloudbackups/{backup_id}``            same [D1]
 POST     ``/v2/{p}/cloudbackups/{backup_id}/restore``    200 ``{"job_id"}``
 GET      ``/v1/{p}/jobs/{job_id}`` (and ``/v2``) [D2]    200 job object
+GET      ``/v2/{p}/cloudbackups/{backup_id}/            200 changed ranges
+         changed_blocks?base_backup_id=ID``
 =======  ==============================================  =========================
 
 Handlers are thin: parse (``vbs.service.backup_rules``), one service call in
@@ -17,9 +19,9 @@ one unit of work, render. Errors are ext-error bodies (``VolumeBackup.*``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from vbs.api import body as body_reader
 from vbs.api.app import AppContext
@@ -27,12 +29,14 @@ from vbs.api.auth import VbsPrincipal
 from vbs.api.openapi import documented
 from vbs.api.schemas.backups import JobView
 from vbs.api.schemas.bodies import VbsBackupCreateBody, VbsRestoreBody
+from vbs.api.schemas.changed_blocks import ChangedBlocksModel, changed_blocks_responses
 from vbs.api.schemas.render import render_job, render_job_accepted
 from vbs.jobs import get as get_job
 from vbs.service import codes
 from vbs.service.backup_records import Family
 from vbs.service.backup_rules import parse_vbs_create, parse_vbs_delete, parse_vbs_restore
 from vbs.service.backups import create_backup, delete_backup, restore_backup
+from vbs.service.changed_blocks import list_changed_blocks, parse_changed_blocks_query
 from vbs.service.codes import fail
 
 __all__ = ["json_body", "router"]
@@ -122,3 +126,34 @@ def job_v1(project_id: str, job_id: str, request: Request, principal: VbsPrincip
 @router.get("/v2/{project_id}/jobs/{job_id}", summary="Query a job (alias [D2])")
 def job_v2(project_id: str, job_id: str, request: Request, principal: VbsPrincipal) -> Any:
     return _job(project_id, job_id, request)
+
+
+@router.get("/v2/{project_id}/cloudbackups/{backup_id}/changed_blocks",
+            summary="Changed blocks between two backups of one volume",
+            response_model=ChangedBlocksModel, responses=changed_blocks_responses())
+def changed_blocks(
+    project_id: Annotated[str, Path(description="The project (must be the token's).")],
+    backup_id: Annotated[str, Path(description="The backup whose changes are listed.")],
+    request: Request,
+    principal: VbsPrincipal,
+    base_backup_id: Annotated[str | None, Query(
+        description="The backup to compare with (same volume).")] = None,
+    limit: Annotated[str | None, Query(
+        description="Ranges per page, 1-1000 (default and maximum 1000).")] = None,
+    marker: Annotated[str | None, Query(
+        description="Byte offset to start at: next_marker of the previous page.")] = None,
+) -> Any:
+    """Byte ranges in which the backup differs from ``base_backup_id``, from the
+    manifests alone (no data is read); see :mod:`vbs.service.changed_blocks`."""
+    query = parse_changed_blocks_query(base_backup_id, limit, marker)
+    ctx = _ctx(request)
+    if ctx.repository is None:
+        fail(codes.VB_LOOKUP_FAILED, "The repository is not available.")
+    with ctx.db.session() as s:
+        out = list_changed_blocks(s, ctx.repository, project_id, backup_id, query)
+    return {
+        "changed_blocks": [{"offset": o, "length": n} for o, n in out.blocks],
+        "block_size": out.block_size,
+        "volume_size": out.volume_size,
+        "next_marker": out.next_marker,
+    }

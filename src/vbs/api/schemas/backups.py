@@ -31,6 +31,7 @@ __all__ = [
     "BackupDetailModel",
     "BackupSummaryModel",
     "BackupView",
+    "ChangeTrackingView",
     "JobAcceptedModel",
     "JobModel",
     "JobView",
@@ -66,6 +67,17 @@ class ServiceMetadata:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangeTrackingView:
+    """How a backup was taken (docs/architecture.md, "The engine"): rendered as
+    ``os-vbs-backup-attr:*`` vendor attributes of the native detail."""
+
+    change_tracking: str
+    bytes_read: int
+    bytes_new: int
+    chunks_sampled: int
+
+
+@dataclass(frozen=True, slots=True)
 class BackupView:
     """Everything a backup representation shows (vbs-api §3.3, openstack-compat §5.1).
 
@@ -98,6 +110,8 @@ class BackupView:
     encryption_key_id: str | None = None
     tags: tuple[Tag, ...] = ()
     service_metadata: ServiceMetadata = ServiceMetadata()
+    change_tracking: ChangeTrackingView | None = None
+    """Set once the backup was taken (None for older rows and while creating)."""
 
 
 @dataclass(frozen=True, slots=True)

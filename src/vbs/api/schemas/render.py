@@ -12,6 +12,9 @@ Shapes (each key is always present, ``null`` when unset, vbs-api §2.3 [D20]):
   ``os-bak-tenant-attr:tenant_id`` and ``service_metadata`` (vbs-api §3.3);
 * share — vbs-api §3.3 share column (no links, no owner key,
   ``service_metadata`` null as in its examples);
+* vendor attributes — ``os-vbs-backup-attr:change_tracking``, ``:bytes_read``,
+  ``:bytes_new``, ``:chunks_sampled`` on the v2 and v3 detail once the backup
+  was taken (how it was read, docs/architecture.md); never on shares;
 * job — vbs-api §4.4, ``sub_jobs`` always ``null`` [D4].
 
 Error bodies are not rendered here: :mod:`vbs.api.errors` turns any
@@ -37,6 +40,7 @@ from vbs.service.backup_rules import (
 __all__ = [
     "ENCRYPTION_KEY_MIN_VERSION",
     "USER_ID_MIN_VERSION",
+    "VENDOR_PREFIX",
     "backup_links",
     "format_backup_time",
     "format_job_time",
@@ -133,6 +137,20 @@ def _core(view: BackupView) -> dict[str, Any]:
     }
 
 
+VENDOR_PREFIX = "os-vbs-backup-attr:"
+
+
+def _vendor(body: dict[str, Any], view: BackupView) -> dict[str, Any]:
+    """Add the change-tracking vendor attributes (stock clients ignore unknown keys)."""
+    ct = view.change_tracking
+    if ct is not None:
+        body[VENDOR_PREFIX + "change_tracking"] = ct.change_tracking
+        body[VENDOR_PREFIX + "bytes_read"] = ct.bytes_read
+        body[VENDOR_PREFIX + "bytes_new"] = ct.bytes_new
+        body[VENDOR_PREFIX + "chunks_sampled"] = ct.chunks_sampled
+    return body
+
+
 def render_backup_detail_v3(
     view: BackupView, ctx: LinkContext, version: tuple[int, int]
 ) -> dict[str, Any]:
@@ -146,7 +164,7 @@ def render_backup_detail_v3(
         body["user_id"] = view.user_id
     if version >= ENCRYPTION_KEY_MIN_VERSION and view.encryption_key_id is not None:
         body["encryption_key_id"] = view.encryption_key_id
-    return body
+    return _vendor(body, view)
 
 
 def render_backup_detail_v2(view: BackupView, ctx: LinkContext) -> dict[str, Any]:
@@ -155,7 +173,7 @@ def render_backup_detail_v2(view: BackupView, ctx: LinkContext) -> dict[str, Any
     body["links"] = backup_links(view.id, ctx)
     body["os-bak-tenant-attr:tenant_id"] = view.project_id
     body["service_metadata"] = render_service_metadata(view)
-    return body
+    return _vendor(body, view)
 
 
 def render_backup_detail(
