@@ -325,7 +325,7 @@ def backup(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     index: ChunkIndex | None = None,
-    workers: int = 2,
+    workers: int = 4,
     uploaders: int = 2,
 ) -> BackupResult:
     """Back up ``source`` (a file or block device) into ``store``.
@@ -333,6 +333,10 @@ def backup(
     ``index`` may be a cached, already loaded index of the project (it is
     updated in place); otherwise it is loaded from the repository. The
     parent, when given, must exist in the project and have the same chunk size.
+
+    ``workers`` is twice the core count of the machines we measure on: a
+    worker also writes its pack (direct I/O, blocking until the device has
+    the bytes), and the others keep hashing and compressing meanwhile.
     """
     t0 = time.monotonic()
     keep_freed_memory()
