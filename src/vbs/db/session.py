@@ -38,6 +38,11 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # Enough pooled connections for the API's concurrent requests: an
+            # overflow connection is closed on return and the next one pays
+            # connect + pragmas again.
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
