@@ -16,14 +16,21 @@ What it does:
    * ``list-deep``   the same with ``marker`` = the 9 000th newest backup
      (keyset paging: a deep page should cost what the first one does)
    * ``show``        ``GET /v2/{p}/backups/{id}`` over random ids
+   * ``show-v3``     ``GET /v3/{p}/backups/{id}`` over the same ids
 
 and prints requests/s (requests / wall-clock of the scenario) and the p50,
 p99 and max of the per-request latency. Every response is checked (status,
 page length), so a fast error cannot pass for a result.
 
+With ``--processes N`` (N > 1) a second listener serves the load: ``uvicorn
+--workers N`` over ``bench/api_app.py`` on the same data dir (the first
+``vbs serve`` keeps the job workers and the scheduler), so the API runs on N
+interpreters instead of one GIL.
+
 Usage (from the repository root)::
 
   .venv/bin/python bench/api_bench.py
+  .venv/bin/python bench/api_bench.py --processes 2
   .venv/bin/python bench/api_bench.py --requests 5000 --concurrency 16 --json out.json
   .venv/bin/python bench/api_bench.py --url http://127.0.0.1:8776 \
       --db-url sqlite:////var/lib/vbs/vbs.db --password ...
@@ -84,8 +91,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(data_dir: Path) -> Iterator[str]:
-    """A ``vbs serve`` process on loopback; yields its base URL."""
+def _server(data_dir: Path, processes: int = 1) -> Iterator[str]:
+    """A ``vbs serve`` process on loopback (plus ``processes`` API workers
+    when more than one); yields the base URL to load."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VBS_")}
     env["VBS_ADMIN_PASSWORD"] = PASSWORD
@@ -96,6 +104,7 @@ def _server(data_dir: Path) -> Iterator[str]:
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    extra: subprocess.Popen[bytes] | None = None
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -110,11 +119,43 @@ def _server(data_dir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("vbs serve did not answer within 60 s")
             time.sleep(0.1)
+        if processes > 1:
+            extra, url = _api_workers(data_dir, processes, env, log)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+        for p in (extra, proc):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
         log.close()
+
+
+def _api_workers(data_dir: Path, processes: int, env: dict[str, str],
+                 log: object) -> tuple[subprocess.Popen[bytes], str]:
+    """``uvicorn --workers N`` over bench/api_app.py once the data dir exists."""
+    port = _free_port()
+    wenv = dict(env, VBS_BENCH_DATA_DIR=str(data_dir),
+                PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT / 'bench'}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "api_app:make_app",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(processes),
+         "--log-level", "warning"],
+        cwd=ROOT, env=wenv, stdout=log, stderr=subprocess.STDOUT,  # type: ignore[arg-type]
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"uvicorn --workers exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 300:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise SystemExit("API workers did not answer within 60 s")
+        time.sleep(0.1)
 
 
 def _login(url: str, user: str, password: str, project: str) -> tuple[str, str]:
@@ -222,6 +263,9 @@ def bench(url: str, db_url: str | None, user: str, password: str, project: str,
         run_scenario("show        GET /v2/{p}/backups/{id}", url, token,
                      lambda i: f"/v2/{p}/backups/{show_ids[i]}", _show_check,
                      requests=requests, concurrency=concurrency),
+        run_scenario("show-v3     GET /v3/{p}/backups/{id}", url, token,
+                     lambda i: f"/v3/{p}/backups/{show_ids[i]}", _show_check,
+                     requests=requests, concurrency=concurrency),
     ]
 
 
@@ -235,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=2_000, help="per scenario")
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--processes", type=int, default=1,
+                    help="API processes serving the load (uvicorn --workers; default 1)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.records < 201:
@@ -249,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="vbs-api-bench-") as tmp:
             data_dir = Path(tmp) / "data"
-            with _server(data_dir) as url:
+            with _server(data_dir, args.processes) as url:
                 results = go(url, f"sqlite:///{data_dir / 'vbs.db'}")
     print(f"{'scenario':<66} {'N':>6} {'conc':>4} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'max ms':>8}")

@@ -60,6 +60,13 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            database = make_url(url).database
+            if database and database != ":memory:" and "mode=memory" not in url:
+                # Enough pooled connections for the API's concurrent requests:
+                # an overflow connection is closed on return and the next one
+                # pays connect + pragmas again. (In-memory SQLite has no pool.)
+                kwargs["pool_size"] = 10
+                kwargs["max_overflow"] = 20
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10

@@ -344,7 +344,7 @@ def backup(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     index: ChunkIndex | None = None,
-    workers: int = 2,
+    workers: int = 4,
     uploaders: int = 2,
     changes: ChangeSet | None = None,
     guard: GuardPolicy | None = None,
@@ -359,6 +359,10 @@ def backup(
     parent's source) only the chunks intersecting them and a ``guard``
     sample of the others are read (:mod:`vbs.engine.changed`); a sampled
     mismatch falls back to a full read, reported in ``guard_message``.
+
+    ``workers`` is twice the core count of the machines we measure on: a
+    worker also writes its pack (direct I/O, blocking until the device has
+    the bytes), and the others keep hashing and compressing meanwhile.
     """
     t0 = time.monotonic()
     keep_freed_memory()

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from vbs.db.models_jobs import Job
 from vbs.db.session import Database
+from vbs.jobs import _wake
 from vbs.jobs._tx import now_utc as _now
 from vbs.jobs._tx import resource_lock_key as _resource_lock_key
 from vbs.jobs._tx import write_session as _write_session
@@ -102,6 +103,7 @@ def enqueue(
     )
     session.add(row)
     session.flush()
+    _wake.notify_on_commit(session)
     return JobRecord.from_row(row)
 
 

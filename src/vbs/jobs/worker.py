@@ -38,7 +38,7 @@ from typing import Any
 from vbs.db.base import utcnow
 from vbs.db.session import Database
 from vbs.errors import Cancelled, VbsError
-from vbs.jobs import queue
+from vbs.jobs import _wake, queue
 from vbs.jobs.context import Clock, JobContext
 from vbs.jobs.errors import INTERNAL_ERROR, InvalidJob, UnknownJobType
 from vbs.jobs.records import JobRecord, check_entities
@@ -125,6 +125,7 @@ class Worker:
         end with ``Cancelled`` release their job for another worker to resume.
         """
         self._stopping.set()
+        _wake.notify()
         with self._active_lock:
             for ctx in self._active:
                 ctx.cancel.cancel()
@@ -150,13 +151,15 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
+            seen = _wake.generation()
             try:
                 ran = self._claim_and_run() is not None
             except Exception:
                 log.exception("worker %s: claim/run failed", self.worker_id)
                 ran = False
-            if not ran:
-                self._stopping.wait(self.poll_interval)
+            if not ran and not self._stopping.is_set():
+                # a job committed by this process wakes us at once (jobs._wake)
+                _wake.wait_for_new(seen, self.poll_interval)
 
     def _claim_and_run(self) -> JobRecord | None:
         owner = f"{self.worker_id}/{next(self._claims)}"

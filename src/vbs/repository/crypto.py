@@ -114,6 +114,11 @@ class BlobCodec:
         self._level = level
         self._local = threading.local()
 
+    @property
+    def level(self) -> int:
+        """The zstd level blobs are compressed at (``vbs benchmark`` measures it)."""
+        return self._level
+
     def _cctx(self) -> zstandard.ZstdCompressor:
         c = getattr(self._local, "c", None)
         if c is None:

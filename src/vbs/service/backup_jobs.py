@@ -79,7 +79,7 @@ class BackupRuntime:
     db: Database
     repository: Repository
     driver: FileVolumeDriver
-    engine_workers: int = 2
+    engine_workers: int = 4  # as the engine's default: workers block on pack writes
     policy_hook: PolicyHook | None = None
     """``after_policy_backup(session, *, project_id, policy_id, volume_id, vbs_job_id,
     succeeded, now, code, message)`` from the scheduler, set when policies run."""

@@ -35,9 +35,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from vbs.db.base import utcnow
@@ -52,7 +52,7 @@ from vbs.service.backup_rules import (
 )
 from vbs.service.backups import RESTORABLE, Submitted, get_backup, restore_backup
 from vbs.service.codes import NATIVE_BAD_REQUEST, fail
-from vbs.service.shares import visible_backups_clause
+from vbs.service.shares import shared_with_clause, visible_backups_clause
 from vbs.service.volume_import import GIB
 from vbs.service.volume_records import VolumeRecord
 from vbs.service.volumes import create_volume
@@ -114,8 +114,18 @@ class NewVolumeRestore:
     volume: VolumeRecord
 
 
+_RECORD_COLUMNS = tuple(
+    getattr(Backup, attr.key).label(attr.key) for attr in Backup.__mapper__.column_attrs
+)
+"""Every mapped attribute, labelled with its attribute name (``meta``, not the
+column's ``metadata``), so a result row reads like a ``Backup``."""
+
+
 def _filtered(project_id: str, f: BackupFilters) -> Select[Backup]:
-    query = select(Backup).where(visible_backups_clause(project_id))
+    return _with_filters(select(Backup).where(visible_backups_clause(project_id)), f)
+
+
+def _with_filters(query: Select[Any], f: BackupFilters) -> Select[Any]:
     exact = ((Backup.name, f.name), (Backup.status, f.status), (Backup.volume_id, f.volume_id))
     for column, value in exact:
         if value is not None:
@@ -133,14 +143,20 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
 
     Order: ``sort_key`` then ``id``, both in ``sort_dir``; the marker applies
     first, then ``offset``, then ``limit`` (vbs-api §2.6).
+
+    Own and shared-in backups are two branches, each ordered and cut to
+    ``offset + limit + 1`` ids on its own, then merged: one ``WHERE
+    project_id = ? OR id IN (shared)`` defeats the ``(project_id,
+    created_at)`` index, and SQLite then sorted every visible row for each
+    page (114 ms at 10 000 backups, against 5 ms for the branch walk).
     """
     page = query.page
-    base = _filtered(project_id, query.filters)
     count = None
     if query.with_count:
+        base = _filtered(project_id, query.filters)
         count = session.scalar(select(func.count()).select_from(base.order_by(None).subquery()))
     key = _SORT_COLUMNS[page.sort_key]
-    stmt = base
+    keyset: list[ColumnElement[bool]] = []
     if page.marker is not None:
         mid = page.marker.lower()
         found = session.execute(
@@ -152,17 +168,22 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
         # The plain range term is redundant but lets the planner seek the index to
         # the marker instead of filtering every row before it.
         if page.sort_dir == "asc":
-            stmt = stmt.where(key >= value,
-                              or_(key > value, and_(key == value, Backup.id > mid)))
+            keyset = [key >= value, or_(key > value, and_(key == value, Backup.id > mid))]
         else:
-            stmt = stmt.where(key <= value,
-                              or_(key < value, and_(key == value, Backup.id < mid)))
-    if page.sort_dir == "asc":
-        stmt = stmt.order_by(key.asc(), Backup.id.asc())
-    else:
-        stmt = stmt.order_by(key.desc(), Backup.id.desc())
-    rows = list(session.scalars(stmt.offset(page.offset).limit(page.limit + 1)))
-    items = tuple(backup_record(r) for r in rows[: page.limit])
+            keyset = [key <= value, or_(key < value, and_(key == value, Backup.id < mid))]
+    order = ((key.asc(), Backup.id.asc()) if page.sort_dir == "asc"
+             else (key.desc(), Backup.id.desc()))
+    want = page.offset + page.limit + 1
+    branches = []
+    for visible in (Backup.project_id == project_id, shared_with_clause(project_id)):
+        branch = _with_filters(select(Backup.id).where(visible, *keyset), query.filters)
+        branches.append(select(branch.order_by(*order).limit(want).subquery().c.id))
+    stmt = (select(*_RECORD_COLUMNS).where(Backup.id.in_(union_all(*branches)))
+            .order_by(*order).offset(page.offset).limit(page.limit + 1))
+    # Plain rows, not ORM instances: a page is read-only, and building 100
+    # tracked Backup objects cost more than the query itself.
+    rows = session.execute(stmt).all()
+    items = tuple(backup_record(cast(Backup, r)) for r in rows[: page.limit])
     return BackupPage(items, len(rows) > page.limit, count)
 
 

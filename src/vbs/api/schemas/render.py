@@ -67,7 +67,7 @@ def _utc(moment: datetime) -> datetime:
 
 def format_backup_time(moment: datetime) -> str:
     """``2024-03-05T10:15:42.123456``: backups and shares (vbs-api §2.8)."""
-    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return _utc(moment).isoformat(timespec="microseconds")  # = %Y-%m-%dT%H:%M:%S.%f, faster
 
 
 def format_job_time(moment: datetime) -> str:

@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from vbs.direct_io import DirectDurableFile
 from vbs.errors import BackendError, ObjectNotFound, TransientBackendError
 from vbs.fsutil import DurableFile, atomic_write, fsync_dir, is_temp_name, makedirs_durable
 from vbs.repository.backends.base import ObjectInfo, validate_key, validate_prefix
@@ -99,10 +100,13 @@ class LocalBackend:
     def open_writer(self) -> LocalObjectWriter:
         """A streaming writer (optional protocol :class:`StreamingBackend`):
         bytes go straight to a temporary file under the root; ``commit(key)``
-        makes them durable under *key* as atomically as :meth:`put`."""
+        makes them durable under *key* as atomically as :meth:`put`. The bulk
+        is written with ``O_DIRECT`` where the filesystem allows it
+        (:class:`vbs.direct_io.DirectDurableFile`): packs are not read back
+        soon, and page-cache writes cost a backup as much CPU as zstd."""
         try:
             makedirs_durable(self._root)
-            return LocalObjectWriter(self, DurableFile(self._root, mode=_FILE_MODE))
+            return LocalObjectWriter(self, DirectDurableFile(self._root, mode=_FILE_MODE))
         except OSError as exc:
             raise _backend_error(exc, "put", "(stream)") from exc
 
