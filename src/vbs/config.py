@@ -43,6 +43,7 @@ __all__ = [
     "JobsSettings",
     "QuotaSettings",
     "RepositorySettings",
+    "SchedulerConfig",
     "ServerSettings",
     "Settings",
     "VolumesSettings",
@@ -64,6 +65,8 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     url: str
     """SQLAlchemy URL; ``postgresql://`` is normalised to the psycopg 3 driver."""
+    migrate_on_start: bool = True
+    """Run migrations at every start; scale-out sets false and runs ``vbs db upgrade``."""
 
     @field_validator("url")
     @classmethod
@@ -102,6 +105,15 @@ class VolumesSettings(_Section):
 class JobsSettings(_Section):
     workers: int = Field(default=2, ge=0)
     lease_seconds: int = Field(default=60, ge=5)
+    retry_backoff_seconds: float = Field(default=5.0, gt=0)
+    """First delay before a job that failed transiently runs again (doubles, max 300 s)."""
+
+
+class SchedulerConfig(_Section):
+    """The ``[scheduler]`` section: tick period and the leadership lease."""
+
+    tick_seconds: float = Field(default=30.0, ge=0.2)
+    lease_seconds: float = Field(default=30.0, ge=1.0)
 
 
 class AuthSettings(_Section):
@@ -124,6 +136,7 @@ class Settings(_Section):
     repository: RepositorySettings
     volumes: VolumesSettings
     jobs: JobsSettings = JobsSettings()
+    scheduler: SchedulerConfig = SchedulerConfig()
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
     public_url: str | None = None
@@ -150,6 +163,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "repository": RepositorySettings,
     "volumes": VolumesSettings,
     "jobs": JobsSettings,
+    "scheduler": SchedulerConfig,
     "auth": AuthSettings,
     "quotas": QuotaSettings,
 }
