@@ -37,7 +37,8 @@ from tests.support.server import (
     _free_port,
 )
 
-__all__ = ["DEPLOYMENTS", "Deployment", "Proc", "backend_env", "pids_of", "s3_settings"]
+__all__ = ["DEPLOYMENTS", "Deployment", "Proc", "backend_env", "pids_of", "repository_of",
+           "s3_settings"]
 
 DEPLOYMENTS = [
     "sqlite-dir",
@@ -222,3 +223,19 @@ def pids_of(proc: Proc) -> list[int]:
     return [int(p) for p in str(proc.ready().get("pids", "")).split(",") if p]
 
 
+
+
+def repository_of(data_dir: Path, env: dict[str, str]) -> Any:
+    """Open the repository a ``start_server(env=env)`` server uses, with its master key."""
+    from vbs.repository.backends import LocalBackend, open_backend
+    from vbs.repository.repo import Repository
+
+    key = (data_dir / "master.key").read_bytes()
+    location = env.get("VBS_REPOSITORY__LOCATION")
+    if location is None:
+        return Repository.open(LocalBackend(data_dir / "repo"), key_file_bytes=key)
+    backend = open_backend(location, endpoint_url=env["VBS_REPOSITORY__ENDPOINT_URL"],
+                           region=env["VBS_REPOSITORY__REGION"],
+                           access_key=env["VBS_REPOSITORY__ACCESS_KEY"],
+                           secret_key=env["VBS_REPOSITORY__SECRET_KEY"])
+    return Repository.open(backend, key_file_bytes=key)

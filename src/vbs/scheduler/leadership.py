@@ -24,7 +24,8 @@ overlapping operations             what makes it safe
 two schedulers acquire at once     one conditional UPDATE / INSERT wins
 leader stalls, successor ticks     slot claims are conditional UPDATEs
 leader stops cleanly               lease row deleted: next acquire wins
-leader killed (-9)                 lease expires after ``lease_seconds``
+leader killed (-9)                 lease expires after ``lease_seconds`` (at
+                                   once when the dead owner was on this host)
 database restarted                 acquire fails, logged; retried next round;
                                    no tick without a renewed lease
 =================================  ===========================================
@@ -56,15 +57,42 @@ log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
 
 
+def _dead_local(owner: str) -> bool:
+    """True when ``owner`` (``host:pid:nonce``) names a process of this host that is gone."""
+    parts = owner.split(":")
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def acquire(db: Database, name: str, owner: str, *, lease_seconds: float,
             now: dt.datetime | None = None) -> bool:
-    """Take or renew lease ``name`` for ``owner``; True when ``owner`` holds it now."""
+    """Take or renew lease ``name`` for ``owner``; True when ``owner`` holds it now.
+
+    A lease held by a process of this host that no longer exists (the
+    embedded ``vbs serve`` killed and started again) is taken over at once
+    instead of after its expiry.
+    """
     stamp = now or utcnow()
     expires = stamp + dt.timedelta(seconds=lease_seconds)
     with db.session() as session:
+        current = session.execute(
+            select(Lease.owner).where(Lease.name == name)).scalar_one_or_none()
+        takeover = Lease.expires_at < stamp
+        if current is not None and current != owner and _dead_local(current):
+            takeover = takeover | (Lease.owner == current)
         result = cast(CursorResult[Any], session.execute(
             update(Lease)
-            .where(Lease.name == name, (Lease.owner == owner) | (Lease.expires_at < stamp))
+            .where(Lease.name == name, (Lease.owner == owner) | takeover)
             .values(owner=owner, expires_at=expires, renewed_at=stamp)
             .execution_options(synchronize_session=False)
         ))
