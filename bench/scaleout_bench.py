@@ -71,6 +71,7 @@ def _wait(dep: Deployment, job_ids: list[str], timeout: float = 1800) -> None:
 def bench_workers(work: Path, s3: SeaweedS3, workers: int, volumes: int, data_mib: int,
                   rounds: int) -> dict[str, Any]:
     pg = _PgDatabases()
+    (work / f"w{workers}").mkdir()
     dep = Deployment(work / f"w{workers}", pg.create(), s3, s3.new_bucket(),
                      jobs={"workers": 1, "lease_seconds": 60, "retry_backoff_seconds": 1})
     try:

@@ -144,7 +144,7 @@ class Deployment:
         )
 
     def start(self, name: str, *args: str, config: Path | None = None,
-              timeout: float = 60) -> Proc:
+              timeout: float = 120) -> Proc:
         """Start ``vbs ARGS --config ... --ready-file ...`` and wait until it is ready."""
         ready = self.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
@@ -165,11 +165,13 @@ class Deployment:
             time.sleep(0.05)
         return proc
 
-    def api(self, name: str, *, processes: int = 1, config: Path | None = None) -> RunningServer:
+    def api(self, name: str, *, processes: int = 1, config: Path | None = None,
+            timeout: float = 120) -> RunningServer:
         """``vbs serve --no-worker --no-scheduler`` on a free port, as a RunningServer."""
         port = _free_port()
         proc = self.start(name, "serve", "--no-worker", "--no-scheduler", "--host", "127.0.0.1",
-                          "--port", str(port), "--processes", str(processes), config=config)
+                          "--port", str(port), "--processes", str(processes), config=config,
+                          timeout=timeout)
         server = RunningServer(base_url=f"http://127.0.0.1:{port}", data_dir=self.data_dir,
                                process=proc.process, log_path=proc.log_path,
                                admin_password=ADMIN_PASSWORD)
