@@ -24,7 +24,7 @@ from vbs.db.base import utcnow
 from vbs.db.migrate import upgrade
 from vbs.db.session import Database
 from vbs.engine.guard import GuardPolicy
-from vbs.errors import RepositoryExists, RepositoryNotFound
+from vbs.errors import ConfigError, RepositoryExists, RepositoryNotFound
 from vbs.fsutil import atomic_write
 from vbs.identity import bootstrap_identity
 from vbs.repository.backends import open_backend
@@ -43,6 +43,7 @@ __all__ = [
     "master_key",
     "open_repository",
     "migrate",
+    "migrate_or_check",
     "prepare_data_dir",
     "retry_on_conflict",
 ]
@@ -58,6 +59,24 @@ def prepare_data_dir(settings: Settings) -> None:
 def migrate(settings: Settings) -> None:
     """Bring the database schema up to date (idempotent, concurrency-safe)."""
     upgrade(settings.database.url)
+
+
+def migrate_or_check(settings: Settings) -> None:
+    """At start-up: migrate (``database.migrate_on_start``, the default), or
+    refuse to start on a schema that ``vbs db upgrade`` has not brought up to date.
+
+    Scale-out deployments run the migrations once, from one place, before
+    rolling out processes of a new version; a process that found an old
+    schema would otherwise fail later, on the first query of a new column.
+    """
+    if settings.database.migrate_on_start:
+        upgrade(settings.database.url)
+        return
+    from vbs.db.migrate import is_current
+
+    if not is_current(settings.database.url):
+        raise ConfigError("the database schema is not up to date: run `vbs db upgrade` "
+                          "(database.migrate_on_start is false)")
 
 
 def retry_on_conflict(db: Database, work: Callable[[Session], T], attempts: int = 5) -> T:
@@ -145,6 +164,7 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
     Processes without the API (a separate worker or scheduler) pass
     ``exports=False``: exports are served next to the API that records them."""
     from vbs.jobs import Worker
+    from vbs.scheduler.leadership import LeaderScheduler
     from vbs.scheduler.retention import after_policy_backup
     from vbs.scheduler.runs import mark_task_running
     from vbs.scheduler.scheduler import Scheduler
@@ -167,12 +187,18 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
                        change_tracking=settings.change_tracking.enabled,
                        guard=GuardPolicy(settings.change_tracking.verify_fraction,
                                          settings.change_tracking.verify_minimum,
-                                         settings.change_tracking.verify_unchanged))
+                                         settings.change_tracking.verify_unchanged),
+                       adopt_min_age=settings.jobs.lease_seconds / 2)
     if workers and settings.jobs.workers > 0:
+        backoff = settings.jobs.retry_backoff_seconds
         runtime.worker = Worker(ctx.db, handlers(rt), concurrency=settings.jobs.workers,
-                                lease_seconds=float(settings.jobs.lease_seconds))
+                                lease_seconds=float(settings.jobs.lease_seconds),
+                                retry_backoff=(backoff, max(backoff, 300.0)))
     if scheduler:
-        runtime.scheduler = Scheduler(ctx.db, port, utcnow)
+        sched = settings.scheduler
+        runtime.scheduler = LeaderScheduler(
+            Scheduler(ctx.db, port, utcnow), ctx.db, tick_seconds=sched.tick_seconds,
+            lease_seconds=sched.lease_seconds)
     if exports and settings.exports.enabled:
         runtime.export_server = build_export_server(settings, ctx)
         runtime.context = ctx

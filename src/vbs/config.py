@@ -45,6 +45,7 @@ __all__ = [
     "JobsSettings",
     "QuotaSettings",
     "RepositorySettings",
+    "SchedulerConfig",
     "ServerSettings",
     "Settings",
     "VolumesSettings",
@@ -68,6 +69,8 @@ class ServerSettings(_Section):
 class DatabaseSettings(_Section):
     url: str
     """SQLAlchemy URL; ``postgresql://`` is normalised to the psycopg 3 driver."""
+    migrate_on_start: bool = True
+    """Run migrations at every start; scale-out sets false and runs ``vbs db upgrade``."""
 
     @field_validator("url")
     @classmethod
@@ -106,6 +109,15 @@ class VolumesSettings(_Section):
 class JobsSettings(_Section):
     workers: int = Field(default=2, ge=0)
     lease_seconds: int = Field(default=60, ge=5)
+    retry_backoff_seconds: float = Field(default=5.0, gt=0)
+    """First delay before a job that failed transiently runs again (doubles, max 300 s)."""
+
+
+class SchedulerConfig(_Section):
+    """The ``[scheduler]`` section: tick period and the leadership lease."""
+
+    tick_seconds: float = Field(default=30.0, ge=0.2)
+    lease_seconds: float = Field(default=30.0, ge=1.0)
 
 
 class ChangeTrackingSettings(_Section):
@@ -159,6 +171,7 @@ class Settings(_Section):
     repository: RepositorySettings
     volumes: VolumesSettings
     jobs: JobsSettings = JobsSettings()
+    scheduler: SchedulerConfig = SchedulerConfig()
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
     exports: ExportsSettings
@@ -187,6 +200,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "repository": RepositorySettings,
     "volumes": VolumesSettings,
     "jobs": JobsSettings,
+    "scheduler": SchedulerConfig,
     "auth": AuthSettings,
     "quotas": QuotaSettings,
     "exports": ExportsSettings,

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.deployment import DEPLOYMENTS, backend_env, repository_of
 from tests.support.server import RunningServer
 from tests.support.volumes import MIB, file_sha256, make_volume, mutate_volume
 
@@ -22,6 +23,7 @@ class Api:
         self.project = server.project_id(self.token)
         self.http = httpx.Client(base_url=server.base_url, timeout=60,
                                  headers={"X-Auth-Token": self.token})
+        self.backend_env: dict[str, str] = {}
 
     def __call__(self, method: str, path: str, **kw: Any) -> httpx.Response:
         return self.http.request(method, path.replace("{p}", self.project), **kw)
@@ -46,13 +48,17 @@ class Api:
             time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The suite runs on SQLite + directory and on PostgreSQL + S3 (SeaweedFS)."""
     from tests.support.server import start_server
 
-    server = start_server(tmp_path_factory.mktemp("cloudbackups"))
+    env = backend_env(request, request.param)
+    server = start_server(tmp_path_factory.mktemp("cloudbackups"), env=env)
     try:
-        yield Api(server)
+        api = Api(server)
+        api.backend_env = env
+        yield api
     finally:
         server.stop()
 
@@ -123,11 +129,7 @@ def test_incremental_writes_only_changed_chunks_and_old_backup_survives(api: Api
     rewritten = mutate_volume(path, 0.2, seed=3)
     second_digest = file_sha256(path)
     second = take("second")
-    from vbs.repository.backends import LocalBackend
-    from vbs.repository.repo import Repository
-
-    repo = Repository.open(LocalBackend(api.server.data_dir / "repo"),
-                           key_file_bytes=(api.server.data_dir / "master.key").read_bytes())
+    repo = repository_of(api.server.data_dir, api.backend_env)
     store = repo.project(api.project)
     s1 = store.load_manifest(first).stats
     s2 = store.load_manifest(second).stats

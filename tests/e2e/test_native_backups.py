@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.deployment import DEPLOYMENTS, backend_env
 from tests.support.server import RunningServer, start_server
 from tests.support.volumes import MIB, file_sha256, make_volume
 
@@ -36,9 +37,12 @@ VENDOR_KEYS = {f"os-vbs-backup-attr:{k}"
 """How the backup was read (vendor attributes, present once it was taken)."""
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("native-backups"))
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The suite runs on SQLite + directory and on PostgreSQL + S3 (SeaweedFS)."""
+    srv = start_server(tmp_path_factory.mktemp("native-backups"),
+                       env=backend_env(request, request.param))
     try:
         yield srv
     finally:

@@ -172,6 +172,9 @@ class RunningServer:
     admin_password: str
     admin_user: str = "admin"
     admin_project: str = "admin"
+    settings_env: dict[str, str] = field(default_factory=dict)
+    """The VBS_DATABASE__* / VBS_REPOSITORY__* settings the server was started with,
+    passed on to :meth:`cli` so admin commands reach the same database."""
     _tokens: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     @property
@@ -227,7 +230,7 @@ class RunningServer:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``vbs ARGS`` against this server's data dir."""
-        return run_cli(*args, data_dir=self.data_dir)
+        return run_cli(*args, data_dir=self.data_dir, env=self.settings_env)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -275,6 +278,8 @@ def start_server(
     server = RunningServer(
         base_url=f"http://127.0.0.1:{port}", data_dir=data_dir, process=process,
         log_path=log_path, admin_password=admin_password or "",
+        settings_env={k: v for k, v in extra.items()
+                      if k.startswith(("VBS_DATABASE__", "VBS_REPOSITORY__"))},
     )
     deadline = time.monotonic() + startup_timeout
     while True:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 # module name -> registers these top-level commands
-FAMILIES = ("repo", "serve", "admin", "client", "benchmark")
+FAMILIES = ("repo", "serve", "admin", "client", "benchmark", "background", "db")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,10 @@ def register(subparsers: Any) -> None:
 
     register_quota(families, common)
 
+    from vbs.cli.admin_recover import register_recover
+
+    register_recover(families, common)
+
 
 def _open(args: argparse.Namespace) -> Any:
     from vbs.bootstrap import migrate, prepare_data_dir, retry_on_conflict

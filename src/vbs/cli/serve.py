@@ -38,6 +38,10 @@ def register(subparsers: Any) -> None:
                         help="do not run the policy scheduler in this process")
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--processes", type=int, default=1,
+                        help="API processes sharing the port (pre-forked, respawned if they die)")
+    parser.add_argument("--ready-file", type=Path, default=None,
+                        help="write this file (JSON) once every process serves")
     parser.set_defaults(func=run)
 
 
@@ -60,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_admin,
         build_app,
         build_runtime,
-        migrate,
+        migrate_or_check,
         open_repository,
         prepare_data_dir,
     )
+    from vbs.cli.roles import configure_logging, describe, unmark_ready
     from vbs.config import load_settings
     from vbs.db.session import Database
 
@@ -77,8 +82,22 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"vbs serve: {exc.message}", file=sys.stderr)
         return 2
+    if args.processes < 1:
+        print("vbs serve: --processes must be at least 1", file=sys.stderr)
+        return 2
+    roles = "+".join(["api"] + ([] if args.no_worker else ["worker"])
+                     + ([] if args.no_scheduler else ["scheduler"]))
+    configure_logging(roles, args.log_level)
+    import logging
+
+    logging.getLogger("vbs.process").info("vbs %s starting: %s processes=%d", roles,
+                                          describe(settings), args.processes)
     prepare_data_dir(settings)
-    migrate(settings)
+    try:
+        migrate_or_check(settings)
+    except ConfigError as exc:
+        print(f"vbs serve: {exc.message}", file=sys.stderr)
+        return 2
     db = Database(settings.database.url)
     generated = bootstrap_admin(db, os.environ.get("VBS_ADMIN_PASSWORD") or None)
     if generated is not None:
@@ -92,14 +111,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"vbs serve: repository {settings.repository.location}: {exc.message}",
               file=sys.stderr)
         return 1
+    if args.processes > 1:
+        from vbs.cli.serve_multi import serve_processes
+
+        repository.backend.close()
+        db.dispose()  # nothing may be shared across the fork
+        return serve_processes(settings, args, roles)
     app = build_app(settings, db, repository)
     runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
                             scheduler=not args.no_scheduler)
     runtime.start()
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
+                            log_level=args.log_level)
+    uv = uvicorn.Server(config)
+    ready = _announce_when_started(uv, args.ready_file, roles, settings)
     try:
-        uvicorn.run(app, host=settings.server.host, port=settings.server.port,
-                    log_level=args.log_level)
+        uv.run()
     finally:
+        ready.join(1.0)
+        unmark_ready(args.ready_file)
         runtime.stop()
         db.dispose()
     return 0
+
+
+def _announce_when_started(server: Any, ready_file: Path | None, roles: str,
+                           settings: Any) -> Any:
+    """Log readiness (and write the ready file) once uvicorn listens."""
+    import threading
+    import time
+
+    from vbs.cli.roles import mark_ready
+
+    def wait() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            mark_ready(ready_file, roles, listen=f"{settings.server.host}:{settings.server.port}")
+
+    thread = threading.Thread(target=wait, name="vbs-ready", daemon=True)
+    thread.start()
+    return thread

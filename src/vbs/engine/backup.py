@@ -135,8 +135,14 @@ class _PackWriter:
     """
 
     def __init__(
-        self, store: ProjectStore, index: ChunkIndex, counters: _Counters, uploaders: int
+        self,
+        store: ProjectStore,
+        index: ChunkIndex,
+        counters: _Counters,
+        uploaders: int,
+        cancel: CancelToken | None = None,
     ) -> None:
+        self.cancel = cancel or CancelToken()
         self.store = store
         self.index = index
         self.counters = counters
@@ -196,6 +202,9 @@ class _PackWriter:
         while True:
             try:
                 self.check()
+                # Waiting for a free uploader can take a whole pack's upload time:
+                # a stop must not wait for the rest of the volume to be stored.
+                self.cancel.check()
             except BaseException:
                 item.abort()
                 raise
@@ -261,11 +270,26 @@ class _PackWriter:
         for builder in remaining:
             if builder.writer is not None:
                 builder.writer.abort()
-        for _ in self._threads:
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
+        for _ in self._threads:  # one stop marker each, even if the queue holds a pack
+            while True:
+                try:
+                    self._queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        item = self._queue.get_nowait()
+                        if item is not None:
+                            item.abort()
         for t in self._threads:
             t.join(timeout=30)
+        # Packs already stored are durable: name them in an index file so the
+        # run that resumes this backup (after a stop or a failure) dedups
+        # against them instead of uploading their chunks again.
+        with self._written_lock:
+            batch, self._written = self._written, []
+        if batch:
+            with contextlib.suppress(Exception):
+                self.store.write_index(batch)
 
 
 def _next_data(fd: int, pos: int, size: int) -> int:
@@ -383,7 +407,7 @@ def backup(
     try:
         if index is None:
             index = store.load_index()
-        writer = _PackWriter(store, index, counters, uploaders)
+        writer = _PackWriter(store, index, counters, uploaders, cancel)
         tracking, guard_message, changed = "none", None, None
         try:
             if changes is not None and parent is not None:

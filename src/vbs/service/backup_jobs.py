@@ -12,6 +12,9 @@ is durable, never from what it remembers:
   other internal snapshot of the volume (one whose copy was interrupted
   before its id was checkpointed) is removed, row and partial file. A run
   that finds the backup already finalised still drops its snapshot.
+  Packs a killed run stored but had not indexed yet are adopted first
+  (:func:`vbs.repository.adopt.adopt_unindexed_packs`), so their chunks are
+  not uploaded again.
 * restore: rewriting a volume is idempotent; it simply runs again.
 * delete: removing a root that is already gone is fine; the row goes last.
 
@@ -19,13 +22,23 @@ Records move only after the repository is durable: a backup becomes
 ``available`` after its manifest root is stored (repository format §7).
 A failure that is not transient marks the backup ``error`` (or
 ``error_restoring`` / ``error_deleting``), puts the volume back, and fails
-the job with the VBS code of the step that failed.
+the job with the VBS code of the step that failed. A transient failure
+(storage answering 503, dropped connections) is left to the queue's retry
+with backoff, except on the job's last attempt, where it is handled like a
+permanent one: the job and the backup end with the storage error as reason,
+never a backup stuck ``creating`` or shown ``available`` without its data.
+
+Every manifest root carries the backup's record (``meta["vbs.record"]``,
+JSON: name, description, tags, metadata, volume, source, times, ...) so
+``vbs admin recover --from-repository`` can rebuild the row from the
+repository alone (:mod:`vbs.service.recovery`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -37,6 +50,7 @@ from sqlalchemy import delete, select, update
 
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
+from vbs.db.models_identity import Project
 from vbs.db.models_jobs import Job
 from vbs.db.models_volumes import Snapshot, Volume
 from vbs.db.session import Database
@@ -45,6 +59,7 @@ from vbs.engine.guard import GuardPolicy
 from vbs.engine.restore import restore as engine_restore
 from vbs.errors import BackupNotFound, Cancelled, ServiceError, VbsError
 from vbs.jobs import JobContext, JobHandler
+from vbs.repository.adopt import adopt_unindexed_packs
 from vbs.repository.repo import Repository
 from vbs.service import codes
 from vbs.service.backups import CREATE_JOB, DELETE_JOB, RESTORE_JOB
@@ -54,6 +69,7 @@ from vbs.service.change_tracking import (
     release_backup_base,
     release_base_snapshot,
 )
+from vbs.service.recovery import RECORD_META
 from vbs.service.volume_records import volume_record
 from vbs.service.volume_snapshots import (
     create_snapshot,
@@ -87,6 +103,9 @@ class BackupRuntime:
     """``mark_task_running(session, *, vbs_job_id)`` from the scheduler."""
     on_deleted: Callable[[str], None] | None = None
     """Called with the project id after a backup's root was removed (GC trigger)."""
+    adopt_min_age: float = 0.0
+    """Seconds an unindexed pack must have existed before a resumed backup adopts it
+    (the lease length: a younger pack may belong to another live backup)."""
     extra: dict[str, Any] = field(default_factory=dict)
     change_tracking: bool = True
     """Diff reflink snapshots against the volume's base and read only what changed."""
@@ -106,6 +125,27 @@ def _reason(exc: BaseException) -> str:
     return exc.message if isinstance(exc, VbsError) else f"{type(exc).__name__}: {exc}"
 
 
+def _retry_later(ctx: JobContext, exc: VbsError) -> bool:
+    """A transient error while the queue still has an attempt to retry with."""
+    return exc.transient and ctx.job.attempts < ctx.job.max_attempts
+
+
+def _record_meta(row: Backup, project_name: str | None) -> str:
+    doc = {
+        "name": row.name, "description": row.description, "user_id": row.user_id,
+        "volume_id": row.volume_id, "snapshot_id": row.snapshot_id,
+        "size_gb": row.size_gb, "volume_size_bytes": row.volume_size_bytes,
+        "container": row.container, "availability_zone": row.availability_zone,
+        "is_incremental": row.is_incremental, "parent_id": row.parent_id,
+        "bootable": row.bootable, "source": row.source, "policy_id": row.policy_id,
+        "metadata": row.meta or {}, "tags": row.tags or [],
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "data_timestamp": row.data_timestamp.isoformat() if row.data_timestamp else None,
+        "project_name": project_name,
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
 # --- create ---------------------------------------------------------------------------
 
 
@@ -122,6 +162,8 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             name = row.name or ""
             policy_id = row.policy_id
             parent_id = row.parent_id
+            project = s.get(Project, row.project_id)
+            record = _record_meta(row, project.name if project is not None else None)
     if finished:
         # Force-deleted meanwhile, or finalised by an earlier run that died
         # before it dropped its internal snapshot: drop that snapshot now.
@@ -130,11 +172,11 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
     if policy_id and rt.task_started is not None:
         with rt.db.session() as s:
             rt.task_started(s, vbs_job_id=job.id)  # policy task WAITING -> RUNNING
-    store = rt.repository.project(project_id)
     internal_snapshot: str | None = None
     full = bool(job.payload.get("full", False))
     guard_message: str | None = None
     try:
+        store = rt.repository.project(project_id)
         try:
             root = store.load_manifest(backup_id)
             stats = dict(root.stats)
@@ -146,6 +188,11 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             else:
                 internal_snapshot = _internal_snapshot(rt, ctx, project_id, volume_id)
                 path = rt.driver.snapshot_path(internal_snapshot)
+            if job.resumed:
+                adopted = adopt_unindexed_packs(store, min_age_seconds=rt.adopt_min_age)
+                if adopted.packs:
+                    log.info("backup %s resumed: indexed %d packs (%d chunks) an earlier "
+                             "run stored", backup_id, adopted.packs, adopted.chunks)
             if parent_id is not None:
                 try:
                     store.load_manifest(parent_id)
@@ -161,7 +208,7 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
                 log.info("backup %s of volume %s: full read (%s)", backup_id, volume_id, why)
             result = engine_backup(
                 store, path, backup_id=backup_id, name=name, source_id=volume_id,
-                parent_id=parent_id, meta={"volume_id": volume_id},
+                parent_id=parent_id, meta={"volume_id": volume_id, RECORD_META: record},
                 progress=ctx.progress, cancel=ctx.cancel, workers=rt.engine_workers,
                 changes=changes, guard=rt.guard,
             )
@@ -170,7 +217,7 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
     except Cancelled:
         raise  # the worker is stopping: the job is released and resumed later
     except VbsError as exc:
-        if exc.transient:
+        if _retry_later(ctx, exc):
             raise
         _fail_create(rt, ctx, backup_id, volume_id, previous, internal_snapshot, policy_id, exc)
         raise ServiceError(_reason(exc), codes.VB_BACKUP_CREATE_FAILED.code, 500) from exc
@@ -347,8 +394,9 @@ def _restore(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             return None
         project_id = row.project_id
         imported = bool(vol.imported)
-    store = rt.repository.project(project_id)
+        target: Path = volume_path(rt.driver, volume_record(vol))
     try:
+        store = rt.repository.project(project_id)
         if imported:  # verified open: never write through a swapped path (issue 8)
             fd = rt.driver.open_volume(volume_id, os.O_WRONLY)
             try:
@@ -357,13 +405,12 @@ def _restore(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             finally:
                 os.close(fd)
         else:
-            target: Path = volume_path(rt.driver, volume_record(vol))
             engine_restore(store, backup_id, target, progress=ctx.progress,
                            cancel=ctx.cancel, workers=rt.engine_workers)
     except Cancelled:
         raise
     except Exception as exc:
-        if isinstance(exc, VbsError) and exc.transient:
+        if isinstance(exc, VbsError) and _retry_later(ctx, exc):
             raise
         with rt.db.session() as s:
             if isinstance(exc, ImportedVolumeChanged):  # the backup is fine; the volume not

@@ -1,0 +1,142 @@
+"""``vbs serve --processes N``: N API processes sharing one listening socket.
+
+The parent has already migrated, bootstrapped identity and created the
+repository; it binds the socket once, forks N children (before any thread or
+database connection exists in it) and supervises them like gunicorn's
+arbiter: a child that dies while the service is not stopping (killed -9, out
+of memory) is replaced after a second; SIGTERM/SIGINT is forwarded to every
+child, which finishes its requests (uvicorn graceful shutdown), stops its
+background roles (jobs handed back) and exits; the parent exits when all
+have. Each child builds its own database engine, repository client, app and
+runtime, and logs ``vbs api... ready`` when it serves.
+
+The kernel spreads connections over the children accepting on the shared
+socket. A request in flight in a child that is killed is lost to its client
+(connection reset) and leaves no half-created record: every API write is
+one database transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+__all__ = ["serve_processes"]
+
+log = logging.getLogger("vbs.process")
+
+
+def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.socket,
+           number: int) -> int:
+    import uvicorn
+
+    from vbs.bootstrap import build_app, build_runtime, open_repository
+    from vbs.cli.roles import mark_ready
+    from vbs.db.session import Database
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    db = Database(settings.database.url)
+    repository = open_repository(settings)
+    app = build_app(settings, db, repository)
+    # One NBD listener per host: process 0 serves every export (the catalog
+    # is the database, so it serves those the other processes recorded too).
+    runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
+                            scheduler=not args.no_scheduler, exports=number == 0)
+    runtime.start()
+    server = uvicorn.Server(uvicorn.Config(app, fd=sock.fileno(), log_level=args.log_level))
+
+    import threading
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            mark_ready(None, roles, process=number,
+                       listen=f"{settings.server.host}:{settings.server.port}")
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        runtime.stop()
+        repository.backend.close()
+        db.dispose()
+    return 0
+
+
+def _spawn(settings: Any, args: argparse.Namespace, roles: str, sock: socket.socket,
+           number: int) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _child(settings, args, roles, sock, number)
+        except BaseException:  # noqa: BLE001 - report, then leave the child
+            log.exception("api process %d crashed", number)
+        finally:
+            os._exit(code)
+    log.info("api process %d started: pid=%d", number, pid)
+    return pid
+
+
+def serve_processes(settings: Any, args: argparse.Namespace, roles: str) -> int:
+    """Run ``args.processes`` API processes on one port until SIGTERM/SIGINT."""
+    from vbs.cli.roles import mark_ready, unmark_ready
+
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.server.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.server.host, settings.server.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    children: dict[int, int] = {}
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for number in range(args.processes):
+        children[_spawn(settings, args, roles, sock, number)] = number
+    mark_ready(args.ready_file, roles, processes=args.processes,
+               pids=",".join(str(p) for p in children),
+               listen=f"{settings.server.host}:{settings.server.port}")
+    try:
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            if pid not in children:
+                continue
+            number = children.pop(pid)
+            if stopping:
+                continue
+            log.warning("api process %d (pid %d) ended (%s); starting a new one", number, pid,
+                        _status(status))
+            time.sleep(1.0)
+            if not stopping:
+                children[_spawn(settings, args, roles, sock, number)] = number
+    finally:
+        unmark_ready(args.ready_file)
+        sock.close()
+    return 0
+
+
+def _status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit {os.WEXITSTATUS(status)}"
