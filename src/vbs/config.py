@@ -31,7 +31,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,6 +41,7 @@ __all__ = [
     "AuthSettings",
     "DatabaseSettings",
     "JobsSettings",
+    "LoggingSettings",
     "QuotaSettings",
     "RepositorySettings",
     "ServerSettings",
@@ -115,6 +116,15 @@ class QuotaSettings(_Section):
     default_gigabytes: int = Field(default=-1, ge=-1)
 
 
+class LoggingSettings(_Section):
+    """How ``vbs serve`` logs (``vbs.logging_setup``); ``--log-level`` overrides ``level``."""
+
+    level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    format: Literal["text", "json"] = "text"
+    file: Path | None = None
+    """Append to this file instead of stderr."""
+
+
 class Settings(_Section):
     """Everything the service needs to start; immutable once loaded."""
 
@@ -126,6 +136,7 @@ class Settings(_Section):
     jobs: JobsSettings = JobsSettings()
     auth: AuthSettings = AuthSettings()
     quotas: QuotaSettings = QuotaSettings()
+    logging: LoggingSettings = LoggingSettings()
     public_url: str | None = None
     """Base URL advertised in the catalog and version documents; when unset
     the request's own base URL is used (see :meth:`advertised_url`)."""
@@ -152,6 +163,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "jobs": JobsSettings,
     "auth": AuthSettings,
     "quotas": QuotaSettings,
+    "logging": LoggingSettings,
 }
 _TOP_LEVEL = {"data_dir", "public_url"}
 
