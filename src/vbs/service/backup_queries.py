@@ -42,7 +42,12 @@ from sqlalchemy.orm import Session
 
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
-from vbs.service.backup_records import BackupRecord, Family, backup_record
+from vbs.service.backup_records import (
+    BackupRecord,
+    Family,
+    backup_record,
+    dependent_parents,
+)
 from vbs.service.backup_rules import (
     METADATA_MIN_VERSION,
     BackupFilters,
@@ -161,7 +166,9 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
     else:
         stmt = stmt.order_by(key.desc(), Backup.id.desc())
     rows = list(session.scalars(stmt.offset(page.offset).limit(page.limit + 1)))
-    items = tuple(backup_record(r) for r in rows[: page.limit])
+    shown = rows[: page.limit]
+    parents = dependent_parents(session, [r.id for r in shown])
+    items = tuple(backup_record(r, r.id in parents) for r in shown)
     return BackupPage(items, len(rows) > page.limit, count)
 
 
