@@ -348,7 +348,7 @@ def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, in
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn(binary_units=True),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         transient=True,
