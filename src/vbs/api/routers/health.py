@@ -53,6 +53,7 @@ def _check_repository(ctx: AppContext) -> str:
         return "error: no repository configured"
     try:
         if not repo.backend.exists(CONFIG):
+            log.warning("readyz: repository %s has no config object", repo.backend.location)
             return "error: repository config object missing"
     except Exception as exc:
         log.warning("readyz: repository unreachable: %s", exc)
