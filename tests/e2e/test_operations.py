@@ -105,7 +105,7 @@ def test_metrics_count_jobs_bytes_and_requests_the_same_in_every_process(
         assert value(samples, "vbs_backup_bytes_read") >= 3 * 1024 * 1024
         new = value(samples, "vbs_backup_bytes_new")
         assert 3 * 1024 * 1024 <= new <= 4 * 1024 * 1024  # random data: all new
-        assert 0 < value(samples, "vbs_backup_bytes_stored")
+        assert value(samples, "vbs_backup_bytes_stored") > 0
         assert value(samples, "vbs_backup_dedup_ratio") > 0
         stamp = value(samples, "vbs_last_successful_backup_timestamp_seconds",
                       project_id=tenant.project, volume_id=vol)
