@@ -68,8 +68,11 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
+            "request_id": None,
         }
+        request_id = getattr(record, "request_id", None)
+        if request_id and request_id != "-":
+            doc["request_id"] = request_id
         global_id = getattr(record, "global_request_id", None)
         if global_id:
             doc["global_request_id"] = global_id
