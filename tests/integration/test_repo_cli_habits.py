@@ -183,7 +183,7 @@ def _on_terminal(args: list[str], env: dict[str, str], answers: list[bytes],
     if pid == 0:
         os.execve(sys.executable, [*VBS, *args], env)
     screen = b""
-    pending = list(answers)
+    answered = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.5)
@@ -196,8 +196,13 @@ def _on_terminal(args: list[str], env: dict[str, str], answers: list[bytes],
         if not data:
             break
         screen += data
-        if pending and screen.rstrip().endswith(b":"):
-            os.write(fd, pending.pop(0) + b"\n")
+        # Answer each prompt once it is on screen (getpass flushes typed-ahead input).
+        if answered < len(answers) and screen.count(b"password") > answered and \
+                screen.rstrip().endswith(b":"):
+            os.write(fd, answers[answered] + b"\n")
+            answered += 1
+    else:
+        os.kill(pid, 9)  # never hang the suite on a prompt nobody answers
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
