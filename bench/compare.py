@@ -71,7 +71,7 @@ class Tool(anchors.Tool):
             return super().restore_cmd(archive)
         target = self.restored_file()
         target.parent.mkdir(parents=True, exist_ok=True)
-        return self._vbs("restore", archive, str(target))
+        return self._vbs("restore", archive, str(target), "--overwrite")
 
     def cache_dir(self) -> Path:
         if self.spec["kind"] != "vbs":

@@ -31,7 +31,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -43,6 +43,7 @@ __all__ = [
     "DatabaseSettings",
     "ExportsSettings",
     "JobsSettings",
+    "LoggingSettings",
     "QuotaSettings",
     "RepositorySettings",
     "SchedulerConfig",
@@ -160,6 +161,13 @@ class ExportsSettings(_Section):
     max_per_project: int = Field(default=4, ge=0)
     overlay_dir: Path
     cache_mib: int = Field(default=64, ge=1, le=65536)
+class LoggingSettings(_Section):
+    """How ``vbs serve`` logs (``vbs.logging_setup``); ``--log-level`` overrides ``level``."""
+
+    level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    format: Literal["text", "json"] = "text"
+    file: Path | None = None
+    """Append to this file instead of stderr."""
 
 
 class Settings(_Section):
@@ -176,6 +184,7 @@ class Settings(_Section):
     quotas: QuotaSettings = QuotaSettings()
     exports: ExportsSettings
     change_tracking: ChangeTrackingSettings = ChangeTrackingSettings()
+    logging: LoggingSettings = LoggingSettings()
     public_url: str | None = None
     """Base URL advertised in the catalog and version documents; when unset
     the request's own base URL is used (see :meth:`advertised_url`)."""
@@ -204,6 +213,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "auth": AuthSettings,
     "quotas": QuotaSettings,
     "exports": ExportsSettings,
+    "logging": LoggingSettings,
 }
 _TOP_LEVEL = {"data_dir", "public_url"}
 

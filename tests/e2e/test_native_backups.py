@@ -175,8 +175,9 @@ def test_create_reply_and_show_shapes_per_family(tenant: Tenant) -> None:
     assert created["links"][1]["href"] == (
         f"{tenant.server.base_url}/{tenant.project_id}/backups/{bid}")
     b = tenant.wait(bid)
-    assert V3_KEYS | VENDOR_KEYS | {"metadata", "user_id"} == set(b)
+    assert V3_KEYS | VENDOR_KEYS | {"metadata", "user_id", "tags"} == set(b)
     assert b["os-vbs-backup-attr:change_tracking"] in ("none", "fiemap")
+    assert b["tags"] == []
     assert (b["status"], b["volume_id"], b["size"], b["container"]) == (
         "available", vol, 1, "c1")
     assert b["metadata"] == {"k": "v"} and b["description"] == "d"
@@ -197,9 +198,18 @@ def test_create_reply_and_show_shapes_per_family(tenant: Tenant) -> None:
     meta = json.loads(body["service_metadata"])
     assert {"bootable", "backupurl", "progress", "Type", "ST"} <= set(meta)
     assert meta["Type"] == 0 and meta["ST"] == 0 and meta["progress"] == 100
-    # the second backup of the volume is incremental
+    # As in Cinder, a backup is incremental only when asked for (--incremental),
+    # and its parent then reports has_dependent_backups.
     second = tenant.backup(vol, "second")
-    assert tenant.show(second)["is_incremental"] is True
+    assert tenant.show(second)["is_incremental"] is False
+    assert tenant.show(bid)["has_dependent_backups"] is False
+    third = tenant.backup(vol, "third", incremental=True)
+    assert tenant.show(third)["is_incremental"] is True
+    assert tenant.show(second)["has_dependent_backups"] is True
+    assert tenant.show(third)["has_dependent_backups"] is False
+    listed = {x["id"]: x for x in tenant("GET", "/backups/detail").json()["backups"]}
+    assert listed[second]["has_dependent_backups"] is True
+    assert listed[bid]["has_dependent_backups"] is False
 
 
 def test_create_errors(tenant: Tenant) -> None:

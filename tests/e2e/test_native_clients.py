@@ -291,7 +291,8 @@ def test_openstacksdk_backup_lifecycle(sdk: Any, member: Login) -> None:
 def test_openstacksdk_pages_through_everything(sdk: Any) -> None:
     bs = sdk.block_storage
     vol = _sdk_wait(bs, bs.create_volume(size=1, name="sdk-pages"))
-    ids = [_sdk_wait(bs, bs.create_backup(volume_id=vol.id, name=f"sdk-p{i}")).id
+    ids = [_sdk_wait(bs, bs.create_backup(volume_id=vol.id, name=f"sdk-p{i}",
+                                          is_incremental=i > 0)).id
            for i in range(5)]
     paged = [b.id for b in bs.backups(details=True, limit=2)]
     assert paged == ids[::-1]

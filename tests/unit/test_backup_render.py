@@ -171,13 +171,13 @@ _V3_BASE = set(SPEC_5_4_V3_SHOW["backup"])
     [
         ((3, 0), None, set()),
         ((3, 42), None, set()),
-        ((3, 43), None, {"metadata"}),
-        ((3, 55), "key-1", {"metadata"}),
-        ((3, 56), None, {"metadata", "user_id"}),
-        ((3, 63), "key-1", {"metadata", "user_id"}),
-        ((3, 64), None, {"metadata", "user_id"}),
-        ((3, 64), "key-1", {"metadata", "user_id", "encryption_key_id"}),
-        ((3, 71), "key-1", {"metadata", "user_id", "encryption_key_id"}),
+        ((3, 43), None, {"metadata", "tags"}),
+        ((3, 55), "key-1", {"metadata", "tags"}),
+        ((3, 56), None, {"metadata", "tags", "user_id"}),
+        ((3, 63), "key-1", {"metadata", "tags", "user_id"}),
+        ((3, 64), None, {"metadata", "tags", "user_id"}),
+        ((3, 64), "key-1", {"metadata", "tags", "user_id", "encryption_key_id"}),
+        ((3, 71), "key-1", {"metadata", "tags", "user_id", "encryption_key_id"}),
     ],
 )
 def test_v3_detail_microversion_gating(version: tuple[int, int], encryption_key_id: str | None,
@@ -187,6 +187,7 @@ def test_v3_detail_microversion_gating(version: tuple[int, int], encryption_key_
     assert set(body) == _V3_BASE | extra
     if "metadata" in extra:
         assert body["metadata"] == {"owner": "ci"}
+        assert body["tags"] == [{"key": t.key, "value": t.value} for t in view.tags]
     if "encryption_key_id" in extra:
         assert body["encryption_key_id"] == "key-1"
 

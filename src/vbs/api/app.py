@@ -11,6 +11,7 @@ family is one line there.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,11 +25,15 @@ import vbs
 from vbs.api.body import BodyLimit
 from vbs.api.docs import install_docs
 from vbs.api.errors import install_error_handlers
+from vbs.api.metrics import install_metrics
 from vbs.api.openapi import install_openapi
 from vbs.config import Settings
 from vbs.db.session import Database
+from vbs.logging_setup import GLOBAL_REQUEST_ID, REQUEST_ID
 
 __all__ = ["AppContext", "create_app", "get_context", "public_base_url"]
+
+_REQUEST_ID_RE = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -88,6 +93,8 @@ class _RequestId:
             return
         request_id = f"req-{uuid.uuid4()}"
         scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        global_token = GLOBAL_REQUEST_ID.set(_caller_request_id(scope))
 
         async def _send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -96,7 +103,21 @@ class _RequestId:
                 headers["x-compute-request-id"] = request_id
             await send(message)
 
-        await self.app(scope, receive, _send)
+        try:
+            await self.app(scope, receive, _send)
+        finally:
+            REQUEST_ID.reset(token)
+            GLOBAL_REQUEST_ID.reset(global_token)
+
+
+def _caller_request_id(scope: Scope) -> str | None:
+    """The caller's ``X-Openstack-Request-Id`` if well formed (``req-<uuid>``), for logs."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-openstack-request-id":
+            text: str = value.decode("latin-1")
+            if _REQUEST_ID_RE.fullmatch(text):
+                return text
+    return None
 
 
 def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI:
@@ -120,6 +141,7 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.server.max_body_bytes)
+    install_metrics(app)  # inside _RequestId: access lines carry the request id
     app.add_middleware(_RequestId)
     for router in load_routers(extra_routers):
         app.include_router(router)

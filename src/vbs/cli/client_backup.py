@@ -26,6 +26,9 @@ __all__ = ["register"]
 
 VENDOR = "os-vbs-backup-attr:"
 COLUMNS = ("id", "name", "status", "volume_id", "size", "is_incremental", "created_at")
+READ_VERSION = {"OpenStack-API-Version": "volume 3.64"}
+"""Reads ask for 3.64 so backups come with ``metadata`` (3.43+), ``tags`` and
+``user_id``: everything that can be written is shown back."""
 
 
 def register(sub: Any) -> None:
@@ -126,14 +129,14 @@ def _list(client: Client, args: argparse.Namespace) -> int:
     if args.limit:
         params["limit"] = args.limit
     backups: list[dict[str, Any]] = []
-    body = client.cinder("GET", "backups/detail", params=params)
+    body = client.cinder("GET", "backups/detail", params=params, headers=READ_VERSION)
     while True:
         backups.extend(body.get("backups", []))
         nxt = [link["href"] for link in body.get("backups_links") or []
                if link.get("rel") == "next"]
         if not nxt or (args.limit and len(backups) >= args.limit):
             break
-        body = client.cinder("GET", nxt[0])
+        body = client.cinder("GET", nxt[0], headers=READ_VERSION)
     if args.limit:
         backups = backups[: args.limit]
     print_table(args, backups, COLUMNS, backups, title="backups")
@@ -141,8 +144,12 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 
 
 def _show(client: Client, args: argparse.Namespace) -> int:
-    backup = client.cinder("GET", f"backups/{args.backup_id}")["backup"]
+    backup = client.cinder("GET", f"backups/{args.backup_id}", headers=READ_VERSION)["backup"]
     shown = {k.removeprefix(VENDOR): v for k, v in backup.items() if k != "links"}
+    if isinstance(shown.get("tags"), list):  # one line per table cell: k=v, ...
+        shown["tags"] = ", ".join(f"{t.get('key')}={t.get('value')}" for t in shown["tags"])
+    if isinstance(shown.get("metadata"), dict):
+        shown["metadata"] = ", ".join(f"{k}={v}" for k, v in sorted(shown["metadata"].items()))
     print_object(args, backup, shown, title="backup")
     return 0
 

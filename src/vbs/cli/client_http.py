@@ -258,7 +258,8 @@ class Client:
             raise ClientError(str(exc)) from None
 
     def request(self, method: str, service_type: str, path: str, *,
-                json: Any = None, params: dict[str, Any] | None = None) -> Any:
+                json: Any = None, params: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> Any:
         """Call ``path`` (relative to the service's endpoint, or absolute).
 
         Returns the decoded JSON body, or None for an empty body; raises
@@ -267,6 +268,8 @@ class Client:
         kwargs: dict[str, Any] = {"raise_exc": False, "params": params or None}
         if json is not None:
             kwargs["json"] = json
+        if headers:
+            kwargs["headers"] = headers
         if "://" not in path:
             kwargs["endpoint_filter"] = self._filter(service_type)
         resp = self._keystone(lambda: self.session.request(path, method, **kwargs))

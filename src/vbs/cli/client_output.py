@@ -42,15 +42,31 @@ def print_table(args: argparse.Namespace, doc: Any, columns: Sequence[str],
     cells = [[cell(row.get(c)) for c in columns] for row in rows]
     if sys.stdout.isatty():
         from rich.console import Console
-        from rich.table import Table
+        from rich.table import Column, Table
 
-        table = Table(*columns, title=title)
+        table = Table(*(_column(Column, c, [r[i] for r in cells])
+                        for i, c in enumerate(columns)), title=title)
         for r in cells:
             table.add_row(*r)
         Console().print(table)
     else:
         for r in cells:
             print("\t".join(r))
+
+
+HEADERS = {"size": "size (GiB)"}
+"""Sizes are the API's: whole GiB (2**30 bytes), as volumes and backups count them."""
+
+
+def _column(column_type: Any, name: str, values: Sequence[str]) -> Any:
+    """A rich column that never cuts a value with an ellipsis: an id column is
+    as wide as its longest id (the other columns give way; the terminal wraps
+    the line if even that does not fit), any other column wraps (``fold``)."""
+    header = HEADERS.get(name, name)
+    if name == "id" or name.endswith("_id"):
+        width = max([len(header), *(len(v) for v in values)])
+        return column_type(header, no_wrap=True, min_width=width, overflow="ignore")
+    return column_type(header, overflow="fold")
 
 
 def print_object(args: argparse.Namespace, doc: Any, obj: Mapping[str, Any],

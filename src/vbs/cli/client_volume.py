@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
     actions.required = True
 
     c = leaf(actions, "create", "create a volume")
-    c.add_argument("--size", type=int, required=True, help="size in GB")
+    c.add_argument("--size", type=int, required=True,
+                   help="size in GiB (2**30 bytes), as the API counts it")
     c.add_argument("--name", default=None)
     c.add_argument("--description", default=None)
     c.set_defaults(func=command(_create))

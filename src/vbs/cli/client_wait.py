@@ -5,7 +5,9 @@ The bar (rich, on stderr, only when stderr is a terminal and neither
 member (``{"done": bytes, "total": bytes}``, a VBS extension of the job
 object); rich derives the rate and the ETA from successive updates. A job
 that ends ``FAIL`` raises :class:`JobFailed` (exit 5). Interrupting the wait
-leaves the job running on the server.
+(Ctrl-C) leaves the job running on the server and prints the command that
+resumes waiting for it. The job's ``total`` is known from the moment it is
+created (the service sets it at enqueue), so the bar is sized from the start.
 """
 
 from __future__ import annotations
@@ -68,12 +70,12 @@ def _bar(enabled: bool, job_id: str) -> Iterator[Update]:
         TextColumn("[progress.description]{task.description}"),
         TextColumn("{task.fields[status]}"),
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn(binary_units=True),  # GiB, as the API counts sizes
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task(f"job {job_id[:8]}", total=None, status="INIT")
+        task = bar.add_task(f"job {job_id}", total=None, status="INIT")
 
         def update(job: dict[str, Any]) -> None:
             done, total = job_progress(job)
@@ -90,13 +92,19 @@ def wait_for_job(client: Client, job_id: str, args: argparse.Namespace) -> dict[
     """Poll ``job_id`` until SUCCESS (returned) or FAIL (:class:`JobFailed`)."""
     show = not (args.json or args.no_progress) and sys.stderr.isatty()
     interval = max(0.05, float(args.interval))
-    with _bar(show, job_id) as update:
-        while True:
-            job = client.job(job_id)
-            update(job)
-            if job.get("status") in FINISHED:
-                break
-            time.sleep(interval)
+    try:
+        with _bar(show, job_id) as update:
+            while True:
+                job = client.job(job_id)
+                update(job)
+                if job.get("status") in FINISHED:
+                    break
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        # The job runs on: say how to pick it up again (the caller exits 130).
+        print(f"vbs: stopped waiting; job {job_id} keeps running. Resume with: "
+              f"vbs job show {job_id} --wait", file=sys.stderr, flush=True)
+        raise
     if job.get("status") == "FAIL":
         raise JobFailed(job)
     return job

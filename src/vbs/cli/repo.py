@@ -1,8 +1,16 @@
 """``vbs repo``: work on a repository directly, without the service or its database.
 
 Like restic or borg: for disaster recovery, scripting and benchmarks. The
-passphrase comes from ``VBS_REPO_PASSWORD`` or ``--password-file``; a key file
-(``--key-file``, as the service uses) opens a repository too.
+passphrase comes from ``VBS_REPO_PASSWORD`` or ``--password-file``, else it is
+asked for when standard input is a terminal; a key file (``--key-file``, as
+the service uses) opens a repository too.
+
+Habits of restic users hold: the global options (``-r/--repo``, ``--json``,
+``--password-file``, ``--project``, endpoint options, ...) go before or after
+the action (:func:`_share_global_options` copies them onto every action, so
+an action added later gets them too); wherever a backup id is taken,
+``latest`` or a unique prefix of the id works (:func:`_resolve`); ``backup -``
+reads standard input.
 
 Exit codes (stable, documented in docs/operations.md)::
 
@@ -17,6 +25,7 @@ Exit codes (stable, documented in docs/operations.md)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -40,7 +49,14 @@ from vbs.errors import (
     WrongPassword,
 )
 
-__all__ = ["EXIT_CODES", "register"]
+__all__ = ["EXIT_CODES", "UNINDEXED_EXPLAINED", "register"]
+
+UNINDEXED_EXPLAINED = (
+    "an unindexed pack holds chunks no index names yet: left by a backup that was "
+    "interrupted, or being written by one running now. No backup depends on it, it is "
+    "not an error (exit 0), and `vbs repo gc` deletes it once it is older than the grace "
+    "period."
+)
 
 EXIT_CODES: list[tuple[type[VbsError], int]] = [
     (RepositoryNotFound, 3),
@@ -57,22 +73,59 @@ EXIT_CODES: list[tuple[type[VbsError], int]] = [
 ]
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("repo", help="work on a backup repository directly (no service)")
-    p.add_argument(
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every action takes. ``suppress``: no defaults, so that an
+    option given after the action never resets one given before it."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "-r",
         "--repo",
-        default=os.environ.get("VBS_REPO"),
+        default=default(os.environ.get("VBS_REPO")),
         help="directory or s3://bucket/prefix (env VBS_REPO)",
     )
-    p.add_argument("--password-file", type=Path, help="file whose first line is the passphrase")
-    p.add_argument("--key-file", type=Path, help="open with a key file instead of a passphrase")
-    p.add_argument("--project", default="default", help="project whose keys and chunks to use")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
-    p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION"))
-    p.add_argument("--access-key", default=None, help="default: AWS_ACCESS_KEY_ID")
-    p.add_argument("--secret-key", default=None, help="default: AWS_SECRET_ACCESS_KEY")
-    p.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--password-file", type=Path, default=default(None),
+                        help="file whose first line is the passphrase")
+    parser.add_argument("--key-file", type=Path, default=default(None),
+                        help="open with a key file instead of a passphrase")
+    parser.add_argument("--project", default=default("default"),
+                        help="project whose keys and chunks to use: its id, or its name "
+                        "when --data-dir names the service that owns the repository")
+    parser.add_argument("--data-dir", type=Path, default=default(_env_path("VBS_DATA_DIR")),
+                        help="the service's data dir, to look --project names up (env "
+                        "VBS_DATA_DIR)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="machine-readable output")
+    parser.add_argument("--endpoint-url", default=default(os.environ.get("AWS_ENDPOINT_URL")))
+    parser.add_argument("--region", default=default(os.environ.get("AWS_DEFAULT_REGION")))
+    parser.add_argument("--access-key", default=default(None),
+                        help="default: AWS_ACCESS_KEY_ID")
+    parser.add_argument("--secret-key", default=default(None),
+                        help="default: AWS_SECRET_ACCESS_KEY")
+    parser.add_argument("--no-progress", action="store_true", default=default(False))
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _share_global_options(actions: Any) -> None:
+    """Let every action take the global options after its name too (``vbs repo
+    list --repo R``, as restic allows), unless it defines an option itself."""
+    shared = argparse.ArgumentParser(add_help=False)
+    _global_options(shared, suppress=True)
+    for parser in actions.choices.values():
+        for action in shared._actions:
+            if not any(o in parser._option_string_actions for o in action.option_strings):
+                parser._add_action(action)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("repo", help="work on a backup repository directly (no service)")
+    _global_options(p, suppress=False)
     rs = p.add_subparsers(dest="repo_command", metavar="ACTION")
     rs.required = True
 
@@ -80,8 +133,10 @@ def register(sub: Any) -> None:
     c.add_argument("--chunk-size", type=int, default=64 * 1024)
     c.set_defaults(func=_run(_init, open_repo=False))
 
-    c = rs.add_parser("backup", help="back up a file or block device")
-    c.add_argument("source")
+    c = rs.add_parser("backup", help="back up a file or block device ('-': standard input)")
+    c.add_argument("source", help="file or block device; '-' reads standard input")
+    c.add_argument("--stdin-name", default="stdin",
+                   help="source name recorded for '-' (default: stdin)")
     c.add_argument("--parent", default=None, help="id of the previous backup of this source")
     c.add_argument("--name", default="")
     c.add_argument("--id", dest="backup_id", default=None, help="backup id (default: random)")
@@ -93,8 +148,10 @@ def register(sub: Any) -> None:
     c.set_defaults(func=_run(_backup))
 
     c = rs.add_parser("restore", help="restore a backup into a file or block device")
-    c.add_argument("backup_id")
+    c.add_argument("backup_id", help="id, unique id prefix, or 'latest'")
     c.add_argument("target")
+    c.add_argument("--overwrite", action="store_true",
+                   help="write over an existing non-empty file or a block device")
     c.set_defaults(func=_run(_restore))
 
     c = rs.add_parser("list", help="list backups")
@@ -130,8 +187,10 @@ def register(sub: Any) -> None:
 
     register_export(rs, _run)  # vbs repo export ID: NBD, until Ctrl-C
 
+    _share_global_options(rs)
 
-def _secret(args: argparse.Namespace) -> dict[str, Any]:
+
+def _secret(args: argparse.Namespace, *, confirm: bool = False) -> dict[str, Any]:
     if args.key_file:
         try:
             return {"key_file_bytes": args.key_file.read_bytes()}
@@ -143,9 +202,92 @@ def _secret(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, IndexError) as exc:
             raise ConfigError(f"cannot read password file {args.password_file}: {exc}") from None
     pw = os.environ.get("VBS_REPO_PASSWORD")
+    if pw is None and sys.stdin.isatty():
+        pw = _prompt_passphrase(confirm)
     if pw is None:
-        raise ConfigError("no passphrase: set VBS_REPO_PASSWORD or use --password-file")
+        raise ConfigError("no passphrase: set VBS_REPO_PASSWORD, use --password-file, "
+                          "or run on a terminal to be asked")
     return {"passphrase": pw}
+
+
+def _prompt_passphrase(confirm: bool) -> str:
+    """Ask on the terminal (no echo), twice when creating a repository."""
+    import getpass
+
+    pw = getpass.getpass("enter password for repository: ")
+    if confirm and getpass.getpass("enter password again: ") != pw:
+        raise ConfigError("passwords do not match")
+    if not pw:
+        raise ConfigError("empty passphrase")
+    return pw
+
+
+def _resolve(store: Any, ref: str) -> str:
+    """A backup id from an exact id, ``latest`` (newest by creation time), or a
+    unique prefix of an id (restic's habit)."""
+    ids = store.backup_ids()
+    if ref in ids:
+        return ref
+    if ref == "latest":
+        if not ids:
+            raise BackupNotFound("no backups in this project, so no 'latest'")
+        return str(max((store.load_manifest(b) for b in ids), key=lambda r: r.created).backup_id)
+    matches: list[str] = [str(b) for b in ids if str(b).startswith(ref)] if ref else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ValueError(f"backup id prefix {ref!r} is ambiguous: it matches "
+                         + ", ".join(sorted(matches)[:5]) + (" ..." if len(matches) > 5 else ""))
+    raise BackupNotFound(f"no backup {ref!r} (no id is or starts with it)")
+
+
+def _project_store(args: argparse.Namespace, repo: Any) -> Any:
+    """The project store named by ``--project``: an id in the repository, or a
+    project name of the service whose data dir ``--data-dir`` names.
+
+    Only ``backup`` may start a new project; in a repository that has projects,
+    every other action says clearly that nothing matched instead of silently
+    creating one and listing nothing.
+    """
+    from vbs.repository import layout
+
+    wanted = str(args.project)
+    known = repo.projects()
+    if wanted in known:
+        return repo.project(wanted)
+    found = _service_project_id(args, wanted)
+    if found is not None and (found in known or args.repo_command == "backup"):
+        return repo.project(found)
+    if (args.repo_command == "backup" or not known) and found is None:
+        layout.validate_project(wanted)
+        return repo.project(wanted)
+    hint = ("; give --data-dir of the service to use project names"
+            if args.data_dir is None else "")
+    listing = ", ".join(known) if known else "none"
+    raise ConfigError(f"no project {wanted!r} in this repository (projects: {listing}){hint}")
+
+
+def _service_project_id(args: argparse.Namespace, name: str) -> str | None:
+    """The id of the service's project called ``name``, when ``--data-dir`` is given."""
+    if args.data_dir is None:
+        return None
+    from vbs.config import load_settings
+    from vbs.db.session import Database
+    from vbs.identity import find_project
+
+    settings = load_settings(None, args.data_dir)
+    if not (settings.data_dir / "vbs.db").exists() and settings.database.url.startswith(
+            "sqlite"):
+        raise ConfigError(f"{args.data_dir}: no service database there")
+    db = Database(settings.database.url)
+    try:
+        with db.session() as session:
+            try:
+                return str(find_project(session, name).id)
+            except VbsError:
+                return None
+    finally:
+        db.dispose()
 
 
 def _backend(args: argparse.Namespace, create: bool = False) -> Any:
@@ -173,7 +315,7 @@ def _run(action: Callable[..., int], open_repo: bool = True) -> Callable[[argpar
             backend = _backend(args)
             try:
                 repo = Repository.open(backend, **_secret(args))
-                return action(args, repo.project(args.project))
+                return action(args, _project_store(args, repo))
             finally:
                 backend.close()
         except KeyboardInterrupt:
@@ -215,7 +357,7 @@ def _progress(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, in
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        DownloadColumn(binary_units=True),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
         transient=True,
@@ -233,7 +375,7 @@ def _init(args: argparse.Namespace) -> int:
 
     backend = _backend(args, create=True)
     try:
-        repo = Repository.init(backend, chunk_size=args.chunk_size, **_secret(args))
+        repo = Repository.init(backend, chunk_size=args.chunk_size, **_secret(args, confirm=True))
     finally:
         backend.close()
     _out(
@@ -244,7 +386,7 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _change_hints(args: argparse.Namespace) -> Any:
+def _change_hints(args: argparse.Namespace, source: Any) -> Any:
     """The ``--changed-ranges`` file parsed against the source size, or None."""
     from vbs.engine.changed import parse_change_hints
     from vbs.engine.common import open_block_or_file
@@ -260,7 +402,7 @@ def _change_hints(args: argparse.Namespace) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot read {args.changed_ranges}: {exc.strerror}") from None
     try:
-        fd, size = open_block_or_file(os.fspath(args.source), os.O_RDONLY)
+        fd, size = open_block_or_file(os.fspath(source), os.O_RDONLY)
     except OSError as exc:
         raise SourceError(f"cannot open source {args.source!r}: {exc.strerror}") from None
     os.close(fd)
@@ -271,17 +413,28 @@ def _backup(args: argparse.Namespace, store: Any) -> int:
     from vbs.engine.backup import backup
     from vbs.engine.guard import GuardPolicy
 
-    changes = _change_hints(args)
-    with _progress(args, "backup") as progress:
+    parent = _resolve(store, args.parent) if args.parent else None
+    with contextlib.ExitStack() as stack:
+        if args.source == "-":
+            if args.changed_ranges is not None:
+                raise ConfigError("--changed-ranges needs a source file, not standard input")
+            source = stack.enter_context(_spooled_stdin())
+            source_name = args.stdin_name
+        else:
+            source = args.source
+            source_name = os.path.abspath(args.source)
+        changes = _change_hints(args, source)
+        progress = stack.enter_context(_progress(args, "backup"))
         result = backup(
             store,
-            args.source,
+            source,
             backup_id=args.backup_id,
             name=args.name,
-            parent_id=args.parent,
+            parent_id=parent,
             progress=progress,
             changes=changes,
             guard=GuardPolicy(verify_all=args.verify_unchanged),
+            source_name=source_name,
         )
     s = result.stats
     doc = {"id": result.root.backup_id, "stats": s.as_dict(), "seconds": round(s.seconds, 3),
@@ -299,9 +452,57 @@ def _backup(args: argparse.Namespace, store: Any) -> int:
     return 0
 
 
+@contextmanager
+def _spooled_stdin() -> Iterator[str]:
+    """Standard input copied to an unlinked-on-exit temporary file (sparse:
+    zero blocks are skipped), because a manifest records the volume size up
+    front and the engine reads its source with positioned reads."""
+    import tempfile
+
+    block = 1024 * 1024
+    zero = bytes(block)
+    with tempfile.NamedTemporaryFile(prefix="vbs-stdin-") as spool:
+        size = 0
+        stream = sys.stdin.buffer
+        while True:
+            data = stream.read(block)
+            if not data:
+                break
+            if data == zero[: len(data)]:
+                spool.seek(len(data), os.SEEK_CUR)
+            else:
+                spool.write(data)
+            size += len(data)
+        spool.truncate(size)
+        spool.flush()
+        yield spool.name
+
+
+def _check_target(target: str, overwrite: bool) -> None:
+    """Refuse to write over data unless ``--overwrite`` (restic and borg refuse too)."""
+    import stat
+
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise TargetError(f"cannot use target {target!r}: {exc.strerror}") from None
+    if overwrite:
+        return
+    if stat.S_ISBLK(st.st_mode):
+        raise TargetError(f"target {target!r} is a block device; give --overwrite to write "
+                          "the backup over its contents")
+    if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+        raise TargetError(f"target {target!r} exists and is not empty; give --overwrite to "
+                          "replace its contents")
+
+
 def _restore(args: argparse.Namespace, store: Any) -> int:
     from vbs.engine.restore import restore
 
+    args.backup_id = _resolve(store, args.backup_id)
+    _check_target(args.target, args.overwrite)
     with _progress(args, "restore") as progress:
         st = restore(store, args.backup_id, args.target, progress=progress)
     _out(
@@ -344,7 +545,7 @@ def _list(args: argparse.Namespace, store: Any) -> int:
 
 
 def _show(args: argparse.Namespace, store: Any) -> int:
-    doc = _root_doc(store.load_manifest(args.backup_id))
+    doc = _root_doc(store.load_manifest(_resolve(store, args.backup_id)))
     _out(args, doc, "\n".join(f"{k}: {v}" for k, v in doc.items()))
     return 0
 
@@ -353,18 +554,23 @@ def _verify(args: argparse.Namespace, store: Any) -> int:
     from vbs.engine.verify import verify_backup, verify_project
 
     if args.backup_id:
+        backup_id = _resolve(store, args.backup_id)
         with _progress(args, "verify") as progress:
-            findings = verify_backup(store, args.backup_id, progress=progress)
+            findings = verify_backup(store, backup_id, progress=progress)
     else:
         findings = verify_project(store)
     errors = [f for f in findings if f.kind.is_error]
+    warnings = [f for f in findings if not f.kind.is_error]
+    lines = [f"{f.kind.value}: {f.subject}: {f.detail}" for f in errors]
+    lines += [f"warning: {f.kind.value}: {f.subject}: {f.detail}" for f in warnings]
+    if warnings:
+        lines.append(f"{len(warnings)} warning(s): {UNINDEXED_EXPLAINED}")
+    lines.append(f"{len(errors)} error(s)" if errors else "no errors found")
     _out(
         args,
-        {"ok": not errors, "findings": [f.as_dict() for f in findings]},
-        "\n".join(
-            [f"{f.kind.value}: {f.subject}: {f.detail}" for f in findings]
-            + [f"{len(errors)} error(s)" if errors else "no errors found"]
-        ),
+        {"ok": not errors, "errors": len(errors), "warnings": len(warnings),
+         "findings": [f.as_dict() for f in findings]},
+        "\n".join(lines),
     )
     if errors and not args.json:
         print(f"vbs repo: verify found {len(errors)} error(s)", file=sys.stderr)
@@ -372,6 +578,7 @@ def _verify(args: argparse.Namespace, store: Any) -> int:
 
 
 def _delete(args: argparse.Namespace, store: Any) -> int:
+    args.backup_id = _resolve(store, args.backup_id)
     store.delete_manifest(args.backup_id)
     _out(
         args, {"deleted": args.backup_id}, f"deleted backup {args.backup_id}; run gc to free space"

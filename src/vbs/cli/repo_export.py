@@ -53,10 +53,12 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def _export(args: argparse.Namespace, store: Any) -> int:
+    from vbs.cli.repo import _resolve
     from vbs.export import CowDevice, ExportTarget, NbdServer, StaticCatalog
 
     host, port = _listen(args.listen)
     name = args.name or secrets.token_hex(24)
+    args.backup_id = _resolve(store, args.backup_id)  # latest / unique prefix, as elsewhere
     store.load_manifest(args.backup_id)  # BackupNotFound (exit 6) before listening
     overlay = None
     if args.writable:

@@ -67,12 +67,13 @@ def load(args: argparse.Namespace, command: str,
         return None
 
 
-def configure_logging(roles: str, level: str) -> None:
-    """Log lines name the process's roles and pid, so mixed logs stay readable."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr, force=True,
-        format=f"%(asctime)s vbs-{roles}[%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
+def configure_logging(roles: str, level: str, fmt: str = "text",
+                      file: Path | None = None) -> None:
+    """Log lines name the process's roles and pid, so mixed logs stay readable
+    (:func:`vbs.logging_setup.configure_logging` with ``role``)."""
+    from vbs.logging_setup import configure_logging as configure
+
+    configure(level, fmt, file, role=roles)
 
 
 def describe(settings: Any) -> str:

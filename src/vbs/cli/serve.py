@@ -36,8 +36,13 @@ def register(subparsers: Any) -> None:
                         help="serve the API only; job workers run elsewhere (vbs serve elsewhere)")
     parser.add_argument("--no-scheduler", action="store_true",
                         help="do not run the policy scheduler in this process")
-    parser.add_argument("--log-level", default="info",
-                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--log-level", default=None,
+                        choices=["critical", "error", "warning", "info", "debug"],
+                        help="default: logging.level setting, else info")
+    parser.add_argument("--log-format", default=None, choices=["text", "json"],
+                        help="text lines or JSON lines (default: logging.format, else text)")
+    parser.add_argument("--log-file", type=Path, default=None,
+                        help="append logs to this file instead of stderr (logging.file)")
     parser.add_argument("--processes", type=int, default=1,
                         help="API processes sharing the port (pre-forked, respawned if they die)")
     parser.add_argument("--ready-file", type=Path, default=None,
@@ -57,6 +62,21 @@ def _write_secret(path: Path, data: bytes) -> None:
     atomic_write(path, data, mode=0o600)
 
 
+def _announce_admin(password: str, path: Path) -> None:
+    """Tell the operator about the generated admin password.
+
+    The password itself goes to stdout only when stdout is a terminal: under
+    systemd, docker or ``> server.log`` stdout ends up in logs that many
+    people can read, and the 0600 file is where it belongs.
+    """
+    if sys.stdout.isatty():
+        print(f"Created user 'admin' in project 'admin'. Password: {password}\n"
+              f"(also stored in {path}, mode 0600; shown only this once)", flush=True)
+    else:
+        print(f"Created user 'admin' in project 'admin'. Its password is in {path} "
+              "(mode 0600); it is not printed because stdout is not a terminal.", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -68,17 +88,26 @@ def run(args: argparse.Namespace) -> int:
         open_repository,
         prepare_data_dir,
     )
-    from vbs.cli.roles import configure_logging, describe, unmark_ready
+    from vbs.cli.roles import describe, unmark_ready
     from vbs.config import load_settings
     from vbs.db.session import Database
+    from vbs.logging_setup import configure_logging
 
     server: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    logging_overrides = {k: v for k, v in (("level", args.log_level),
+                                           ("format", args.log_format),
+                                           ("file", args.log_file)) if v is not None}
+    if logging_overrides:
+        overrides["logging"] = logging_overrides
     if args.host is not None:
         server["host"] = args.host
     if args.port is not None:
         server["port"] = args.port
     try:
-        settings = load_settings(args.config, args.data_dir, {"server": server} if server else None)
+        if server:
+            overrides["server"] = server
+        settings = load_settings(args.config, args.data_dir, overrides or None)
     except ConfigError as exc:
         print(f"vbs serve: {exc.message}", file=sys.stderr)
         return 2
@@ -87,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     roles = "+".join(["api"] + ([] if args.no_worker else ["worker"])
                      + ([] if args.no_scheduler else ["scheduler"]))
-    configure_logging(roles, args.log_level)
+    configure_logging(settings.logging.level, settings.logging.format, settings.logging.file,
+                      role=roles)
     import logging
 
     logging.getLogger("vbs.process").info("vbs %s starting: %s processes=%d", roles,
@@ -103,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if generated is not None:
         path = settings.data_dir / "admin-password"
         _write_secret(path, (generated + "\n").encode())
-        print(f"Created user 'admin' in project 'admin'. Password: {generated}\n"
-              f"(also stored in {path}, mode 0600; shown only this once)", flush=True)
+        _announce_admin(generated, path)
     try:
         repository = open_repository(settings)
     except VbsError as exc:
@@ -121,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
                             scheduler=not args.no_scheduler)
     runtime.start()
+    # log_config=None keeps configure_logging's handler; vbs.access replaces
+    # uvicorn's access log with lines that carry the request id.
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
-                            log_level=args.log_level)
+                            log_level=settings.logging.level, log_config=None,
+                            access_log=False)
     uv = uvicorn.Server(config)
     ready = _announce_when_started(uv, args.ready_file, roles, settings)
     try:

@@ -50,7 +50,9 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
     runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
                             scheduler=not args.no_scheduler, exports=number == 0)
     runtime.start()
-    server = uvicorn.Server(uvicorn.Config(app, fd=sock.fileno(), log_level=args.log_level))
+    server = uvicorn.Server(uvicorn.Config(app, fd=sock.fileno(),
+                                          log_level=settings.logging.level, log_config=None,
+                                          access_log=False))
 
     import threading
 

@@ -372,8 +372,12 @@ def backup(
     uploaders: int = 2,
     changes: ChangeSet | None = None,
     guard: GuardPolicy | None = None,
+    source_name: str | None = None,
 ) -> BackupResult:
     """Back up ``source`` (a file or block device) into ``store``.
+
+    The manifest records ``source_name`` as the source, else the absolute
+    path of ``source`` (a relative path says nothing once the shell is gone).
 
     ``index`` may be a cached, already loaded index of the project (it is
     updated in place); otherwise it is loaded from the repository. The
@@ -457,7 +461,7 @@ def backup(
             created=dt.datetime.now(dt.UTC).isoformat(),
             page_ids=tuple(page_ids),
             name=name,
-            source=os.fspath(source),
+            source=source_name if source_name is not None else os.path.abspath(source),
             source_id=source_id,
             parent_id=parent_id,
             stats=stats.as_dict(),

@@ -66,8 +66,12 @@ def enqueue(
     max_attempts: int = 3,
     job_id: str | None = None,
     now: dt.datetime | None = None,
+    progress_total: int = 0,
 ) -> JobRecord:
     """Add an INIT job in the caller's transaction and return it.
+
+    ``progress_total`` is the expected amount of work (bytes) when known, so
+    clients show a full progress bar before the worker first reports.
 
     Nothing is committed here: the caller creates e.g. the backup row and its
     job in one transaction, so a job never exists without its resource or
@@ -93,7 +97,7 @@ def enqueue(
         checkpoint=None,
         resource_key=resource_key,
         progress_done=0,
-        progress_total=0,
+        progress_total=max(0, int(progress_total)),
         attempts=0,
         max_attempts=max_attempts,
         lease_losses=0,

@@ -224,6 +224,10 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
     except Exception as exc:
         _fail_create(rt, ctx, backup_id, volume_id, previous, internal_snapshot, policy_id, exc)
         raise ServiceError(_reason(exc), codes.VB_BACKUP_CREATE_FAILED.code, 500) from exc
+    # The engine's counters stay with the job (never shown to clients): the
+    # service's metrics (vbs.api.metrics) sum them from the database.
+    snap = internal_snapshot or (ctx.job.checkpoint or {}).get("internal_snapshot_id")
+    ctx.checkpoint({**({"internal_snapshot_id": snap} if snap else {}), "stats": stats})
     with rt.db.session() as s:
         s.execute(
             update(Backup)

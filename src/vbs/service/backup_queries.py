@@ -43,7 +43,12 @@ from sqlalchemy.orm import Session
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
 from vbs.service.access import writable_backup
-from vbs.service.backup_records import BackupRecord, Family, backup_record
+from vbs.service.backup_records import (
+    BackupRecord,
+    Family,
+    backup_record,
+    dependent_parents,
+)
 from vbs.service.backup_rules import (
     METADATA_MIN_VERSION,
     BackupFilters,
@@ -183,7 +188,9 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
     # Plain rows, not ORM instances: a page is read-only, and building 100
     # tracked Backup objects cost more than the query itself.
     rows = session.execute(stmt).all()
-    items = tuple(backup_record(cast(Backup, r)) for r in rows[: page.limit])
+    shown = rows[: page.limit]
+    parents = dependent_parents(session, [r.id for r in shown])
+    items = tuple(backup_record(cast(Backup, r), r.id in parents) for r in shown)
     return BackupPage(items, len(rows) > page.limit, count)
 
 

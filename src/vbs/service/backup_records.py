@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from vbs.db.models_backups import Backup
 from vbs.errors import ServiceError
 from vbs.service.backup_rules import Tag
 from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_NOT_FOUND, ApiCode
 
-__all__ = ["BackupRecord", "Family", "backup_record", "refuse"]
+__all__ = ["BackupRecord", "Family", "backup_record", "dependent_parents", "refuse"]
 
 
 class Family(enum.Enum):
@@ -75,9 +79,32 @@ class BackupRecord:
     bytes_read: int = 0
     bytes_new: int = 0
     chunks_sampled: int = 0
+    has_dependent_backups: bool = False
+    """An incremental backup (``is_incremental``) names this one as its parent."""
 
 
-def backup_record(row: Backup) -> BackupRecord:
+_GONE = ("deleting", "deleted", "error")
+
+
+def dependent_parents(session: Session, backup_ids: Iterable[str]) -> set[str]:
+    """Which of ``backup_ids`` have an incremental backup taken on top of them."""
+    ids = list(backup_ids)
+    if not ids:
+        return set()
+    rows = session.execute(
+        select(Backup.parent_id).distinct()
+        .where(Backup.parent_id.in_(ids), Backup.is_incremental.is_(True),
+               Backup.status.not_in(_GONE))
+    )
+    return {str(pid) for (pid,) in rows}
+
+
+def backup_record(row: Backup, has_dependents: bool | None = None) -> BackupRecord:
+    """A frozen copy of ``row``; ``has_dependents`` is looked up when not given
+    (lists pass it, computed for the whole page with :func:`dependent_parents`)."""
+    if has_dependents is None:
+        session = object_session(row)
+        has_dependents = session is not None and row.id in dependent_parents(session, [row.id])
     return BackupRecord(
         id=row.id,
         project_id=row.project_id,
@@ -110,4 +137,5 @@ def backup_record(row: Backup) -> BackupRecord:
         bytes_read=int(row.bytes_read or 0),
         bytes_new=int(row.bytes_new or 0),
         chunks_sampled=int(row.chunks_sampled or 0),
+        has_dependent_backups=has_dependents,
     )

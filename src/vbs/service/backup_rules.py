@@ -126,8 +126,9 @@ class VbsRestoreRequest:
 class NativeCreateRequest:
     """``POST /v{2,3}/{p}/backups`` (vbs-api §5.1, openstack-compat §5.3).
 
-    ``incremental`` and ``force`` are validated and kept, but carry no
-    behaviour (§2.12, [D11]).  ``metadata`` is empty unless sent at ≥ 3.43.
+    ``incremental`` decides only what ``is_incremental`` reports, as Cinder
+    does (the engine always reads just what changed since the last backup);
+    ``force`` carries no behaviour (§2.12, [D11]).  ``metadata`` is empty unless sent at ≥ 3.43.
     """
 
     volume_id: str

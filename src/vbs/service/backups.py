@@ -190,6 +190,7 @@ def create_backup(
         },
         payload={"previous_volume_status": previous, "full": full},
         resource_key=f"volume:{volume_id}",
+        progress_total=vol.size_bytes,  # the engine reads the whole volume
     )
     return Submitted(backup_record(row), job.id)
 
@@ -265,6 +266,7 @@ def restore_backup(
         entities={"backup_id": backup_id, "volume_id": volume_id},
         payload={},
         resource_key=f"volume:{volume_id}",
+        progress_total=row.volume_size_bytes,  # the engine writes the whole volume
     )
     session.refresh(row)
     return Submitted(backup_record(row), job.id)
@@ -303,6 +305,9 @@ def delete_backup(
         entities={"backup_id": backup_id, "volume_id": row.volume_id},
         payload={"forced": force},
         resource_key=f"backup:{backup_id}",
+        # A delete drops the manifest at once (space is freed later by GC):
+        # its progress is the backup's size, done when the job ends.
+        progress_total=row.volume_size_bytes,
     )
     session.refresh(row)
     return Submitted(backup_record(row), job.id)

@@ -18,6 +18,7 @@ __all__ = ["ROUTER_MODULES", "load_routers"]
 
 ROUTER_MODULES: tuple[str, ...] = (
     "vbs.api.routers.versions",
+    "vbs.api.routers.health",  # /healthz, /readyz, /metrics (unauthenticated)
     "vbs.api.routers.identity",
     "vbs.api.routers.policies",
     "vbs.api.routers.volumes",  # also mounts vbs.api.routers.snapshots

@@ -107,6 +107,9 @@ def create_backup_handler(call: Call, body: Body) -> Response:
             volume_id=req.volume_id, snapshot_id=req.snapshot_id, name=req.name,
             description=req.description, metadata=dict(req.metadata),
             container=req.container, availability_zone=req.availability_zone,
+            # Cinder: a backup is incremental only when asked (--incremental);
+            # the engine still reads only what changed since the parent.
+            full=not req.incremental,
             source="native", quota_defaults=call.ctx.settings.quotas,
         )
     return call.reply({"backup": render_backup_summary(to_view(sub.backup), call.links)}, 202)

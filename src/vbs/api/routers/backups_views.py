@@ -41,6 +41,7 @@ def to_view(r: BackupRecord) -> BackupView:
         fail_reason=r.fail_reason,
         updated_at=r.updated_at,
         is_incremental=r.is_incremental,
+        has_dependent_backups=r.has_dependent_backups,
         user_id=r.user_id,
         metadata=r.metadata,
         tags=r.tags,

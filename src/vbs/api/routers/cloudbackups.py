@@ -114,7 +114,10 @@ def _job(project_id: str, job_id: str, request: Request) -> dict[str, Any]:
     body = render_job(view)
     # VBS extension member (clients ignore unknown members): bytes done / total
     # as last reported by the worker, for progress bars (``vbs job show --wait``).
-    body["progress"] = {"done": job.progress_done, "total": job.progress_total}
+    # ``total`` is known from the start (set at enqueue); a finished job is
+    # complete even when its last report predates the end.
+    done = job.progress_total if str(job.status) == "SUCCESS" else job.progress_done
+    body["progress"] = {"done": done, "total": job.progress_total}
     return body
 
 

@@ -66,7 +66,7 @@ def _view(b: BackupRecord) -> BackupView:
         name=b.name, description=b.description, snapshot_id=b.snapshot_id,
         availability_zone=b.availability_zone, container=b.container,
         object_count=b.object_count, fail_reason=b.fail_reason, updated_at=b.updated_at,
-        is_incremental=b.is_incremental,
+        is_incremental=b.is_incremental, has_dependent_backups=b.has_dependent_backups,
     )
 
 

@@ -82,9 +82,9 @@ class BackupView:
     """Everything a backup representation shows (vbs-api §3.3, openstack-compat §5.1).
 
     ``size`` is the source disk size in GiB [D25]; ``object_count`` is 0 when
-    unknown; ``has_dependent_backups`` is always false in VBS (§2.12) but kept
-    so the view does not encode the policy.  ``tags`` are stored, not rendered
-    by any current endpoint (§2.13).  ``metadata`` appears from 3.43,
+    unknown; ``has_dependent_backups`` is true when an incremental backup was
+    taken on top of this one (openstack-compat §5.1; deleting it still breaks
+    nothing, see docs/decisions.md).  ``tags`` and ``metadata`` appear from 3.43,
     ``user_id`` from 3.56 and ``encryption_key_id`` from 3.64 when set.
     """
 

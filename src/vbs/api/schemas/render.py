@@ -3,7 +3,8 @@
 Shapes (each key is always present, ``null`` when unset, vbs-api §2.3 [D20]):
 
 * summary — ``id``, ``name``, ``links`` (vbs-api §3.2; create reply, list);
-* v3 detail — vbs-api §3.3 v3 column, plus ``metadata`` from 3.43,
+* v3 detail — vbs-api §3.3 v3 column, plus ``metadata`` and the VBS
+  extension ``tags`` (``[{"key", "value"}]``) from 3.43,
   ``user_id`` from 3.56 and ``encryption_key_id`` from 3.64 when the backup
   has one (openstack-compat §5.1).  ``os-backup-project-attr:project_id`` is
   emitted at every microversion because vbs-api [D18] and its §5.4 example
@@ -160,6 +161,9 @@ def render_backup_detail_v3(
     body["os-backup-project-attr:project_id"] = view.project_id
     if version >= METADATA_MIN_VERSION:
         body["metadata"] = dict(view.metadata)
+        # VBS extension member: the tags a VBS create (or a policy) gave the
+        # backup, shown with the metadata so what was written can be read.
+        body["tags"] = [{"key": t.key, "value": t.value} for t in view.tags]
     if version >= USER_ID_MIN_VERSION:
         body["user_id"] = view.user_id
     if version >= ENCRYPTION_KEY_MIN_VERSION and view.encryption_key_id is not None:
