@@ -87,3 +87,17 @@ def test_benchmark_bad_input_is_a_clear_error(env: dict[str, str], tmp_path: Pat
     assert "--size" in p.stderr and "Traceback" not in p.stderr
     p = run(["benchmark", "--size", "1"], dict(env, VBS_REPO_PASSWORD="wrong"), check=4)
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+
+
+def test_benchmark_unknown_project_is_refused_and_creates_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A project name (or a typo) is not an id of the repository: refused with the
+    ids it has, and no key object of a new project is left behind."""
+    repo = tmp_path / "repo"
+    run(["repo", "list"], env)  # the repository now has the project "default"
+    before = _files(repo)
+    p = run(["benchmark", "--size", "1", "--no-pipeline", "--project", "admin"], env, check=2)
+    assert "no project 'admin'" in p.stderr and "default" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert _files(repo) == before

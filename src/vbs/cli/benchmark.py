@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vbs.errors import VbsError
+from vbs.errors import ConfigError, VbsError
 
 __all__ = ["register"]
 
@@ -294,6 +294,12 @@ def _open_store(args: argparse.Namespace) -> tuple[Any, Any]:
     backend = _backend(args)
     try:
         repo = Repository.open(backend, **_secret(args))
+        # Opening a project that does not exist would create its key object: a
+        # benchmark must leave a repository with projects exactly as it was.
+        known = repo.projects()
+        if known and args.project not in known:
+            raise ConfigError(f"no project {args.project!r} in this repository "
+                              f"(projects: {', '.join(known)}); --project takes an id")
         return backend, repo.project(args.project)
     except BaseException:
         backend.close()
