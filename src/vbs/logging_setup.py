@@ -55,7 +55,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = REQUEST_ID.get()
         record.request_id = request_id or "-"
-        record.request_tag = f" [{request_id}]" if request_id else ""
+        record.request_sep = f" [{request_id}] " if request_id else ": "
         record.global_request_id = GLOBAL_REQUEST_ID.get()
         return True
 
@@ -97,8 +97,8 @@ def configure_logging(level: str = "info", fmt: str = "text", file: Path | None 
     Idempotent: a second call replaces the handler it installed before, so
     tests and repeated starts in one process do not duplicate lines. With
     ``role`` (``api+worker``, ``worker``, ``scheduler``) text lines read
-    ``... vbs-<role>[<pid>] LEVEL logger: [req-...] message`` (the request id
-    only inside a request) and JSON lines carry ``role`` and ``pid``, so the
+    ``... vbs-<role>[<pid>] LEVEL logger [req-...] message`` inside a request
+    and ``... LEVEL logger: message`` outside one and JSON lines carry ``role`` and ``pid``, so the
     logs of several processes stay readable when mixed.
     """
     handler: logging.Handler
@@ -113,7 +113,7 @@ def configure_logging(level: str = "info", fmt: str = "text", file: Path | None 
         handler.setFormatter(JsonFormatter(role=role))
     elif role is not None:
         handler.setFormatter(logging.Formatter(
-            f"%(asctime)s vbs-{role}[%(process)d] %(levelname)s %(name)s:%(request_tag)s "
+            f"%(asctime)s vbs-{role}[%(process)d] %(levelname)s %(name)s%(request_sep)s"
             "%(message)s", datefmt="%Y-%m-%dT%H:%M:%S"))
     else:
         handler.setFormatter(logging.Formatter(_TEXT_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S"))

@@ -22,6 +22,7 @@ from vbs.db.session import Database
 BODYLESS_WRITES = {
     ("post", "/v2/{project_id}/cloudbackups/{backup_id}"),  # delete, deprecated form
     ("post", "/v2/{project_id}/backuppolicy/{policy_id}/action"),  # #29: body ignored
+    ("post", "/v2/{project_id}/cloudbackups/{backup_id}/exports/{export_id}/renew"),  # no body
 }
 
 

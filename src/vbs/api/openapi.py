@@ -72,18 +72,19 @@ _SCHEMA_FOR = {WireFormat.VBS: "ExtError", WireFormat.POLICY: "ExtError",
                WireFormat.NATIVE: "NativeFault", WireFormat.KEYSTONE: "KeystoneError"}
 
 
-def documented(*, body: type[BaseModel] | None = None,
+def documented(*, body: type[BaseModel] | None = None, body_required: bool = True,
                errors: Iterable[int] = ()) -> dict[str, Any]:
     """Decorator keyword arguments documenting a ``JsonBody`` route.
 
     ``@router.post(path, **documented(body=VbsRestoreBody))``. ``errors``
     lists statuses beyond :data:`DEFAULT_ERRORS`; their bodies are filled
-    in by :func:`install_openapi`.
+    in by :func:`install_openapi`. ``body_required=False`` documents a body
+    that may be left out (the route then applies its defaults).
     """
     extra: dict[str, Any] = {}
     if body is not None:
         _BODY_MODELS[body.__name__] = body
-        extra["requestBody"] = {"required": True, "content": {"application/json": {
+        extra["requestBody"] = {"required": body_required, "content": {"application/json": {
             "schema": {"$ref": _REF.format(model=body.__name__)}}}}
     kwargs: dict[str, Any] = {"openapi_extra": extra} if extra else {}
     extra_errors = tuple(errors)

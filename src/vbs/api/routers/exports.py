@@ -29,7 +29,9 @@ from pydantic import BaseModel
 
 from vbs.api.app import AppContext
 from vbs.api.auth import VbsPrincipal
+from vbs.api.openapi import documented
 from vbs.api.routers.cloudbackups import json_body
+from vbs.api.schemas.bodies import ExportCreateBody, ExportVolumeBody
 from vbs.service import codes
 from vbs.service.codes import fail
 from vbs.service.exports import (
@@ -98,7 +100,8 @@ def _uri_for(ctx: AppContext) -> Callable[[str], str] | None:
 
 
 @router.post("/v2/{project_id}/cloudbackups/{backup_id}/exports",
-             summary="Export a backup over NBD", responses=CREATE)
+             summary="Export a backup over NBD", responses=CREATE,
+             **documented(body=ExportCreateBody, body_required=False))
 def create(project_id: ProjectId, backup_id: BackupId, request: Request,
            principal: VbsPrincipal, body: Body) -> Any:
     req = parse_export_create(body)
@@ -139,7 +142,8 @@ def renew(project_id: ProjectId, backup_id: BackupId, export_id: ExportId, reque
 
 
 @router.post("/v2/{project_id}/cloudbackups/{backup_id}/exports/{export_id}/volume",
-             summary="End a writable export and make a new volume of it", responses=COMMON)
+             summary="End a writable export and make a new volume of it", responses=COMMON,
+             **documented(body=ExportVolumeBody, body_required=False))
 def to_volume(project_id: ProjectId, backup_id: BackupId, export_id: ExportId,
               request: Request, principal: VbsPrincipal, body: Body) -> Any:
     from vbs.service.export_volume import export_to_volume

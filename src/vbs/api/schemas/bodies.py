@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ExportCreateBody",
+    "ExportVolumeBody",
     "NativeBackupActionBody",
     "NativeBackupCreateBody",
     "NativeBackupUpdateBody",
@@ -138,6 +140,30 @@ class ShareCreateBody(_Open):
                     "to_project_ids": ["5f0e4c8a9b7d4e2f8a1b3c5d7e9f0a1b"]}}]})
 
     shared: ShareFields
+
+
+class ExportFields(_Open):
+    protocol: str | None = None
+    writable: bool | None = None
+    expires_in: int | None = None
+
+
+class ExportCreateBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"export": {"protocol": "nbd", "writable": False, "expires_in": 3600}}]})
+
+    export: ExportFields | None = None
+
+
+class ExportVolumeFields(_Open):
+    name: str | None = None
+
+
+class ExportVolumeBody(_Open):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"volume": {"name": "patched-from-export"}}]})
+
+    volume: ExportVolumeFields | None = None
 
 
 class ScheduledPolicy(_Open):
