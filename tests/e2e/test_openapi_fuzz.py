@@ -81,7 +81,10 @@ def test_schemathesis_finds_no_5xx_and_no_schema_mismatch(
            "--max-examples", "15", "--max-time", str(MAX_TIME), "--seed", "8",
            "--continue-on-failure", "--request-timeout", "60", "--workers", "1",
            "--no-color", "--suppress-health-check", "all"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME + 240)
+    # cwd: schemathesis keeps its crash cache (.schemathesis/) in the working
+    # directory; keep it out of the checkout.
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME + 240,
+                          cwd=tmp_path)
     out = done.stdout
     tested = re.search(r"Tested:\s+(\d+)", out)
     cases = re.search(r"Test cases:\s*\n\s*(\d+) generated", out)

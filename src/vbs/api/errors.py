@@ -156,7 +156,10 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """An error response in the wire format of ``request``'s path."""
-    path = request.url.path
+    # The decoded path as routed, not ``request.url.path``: rebuilding the URL
+    # drops tabs and newlines (urllib's WHATWG stripping), so a path such as
+    # /v2/%09/backuppolicy/... would otherwise be answered in the native format.
+    path = str(request.scope.get("path") or request.url.path)
     fmt = wire_format_for_path(path)
     out = dict(headers or {})
     if status == 401:
