@@ -152,6 +152,7 @@ class _PackWriter:
         self._claimed: set[bytes] = set()
         self._queue: queue.Queue[_Pack | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
+        self._aborting = False
         self._written: list[tuple[str, bytes]] = []
         self._written_lock = threading.Lock()
         self._threads = [
@@ -216,7 +217,12 @@ class _PackWriter:
 
     def _upload_loop(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._aborting:
+                    return
+                continue
             if item is None:
                 return
             if self._error is not None:
@@ -265,21 +271,22 @@ class _PackWriter:
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("backup aborted")
+        # Uploaders leave once the queue is empty (no stop markers: a marker
+        # stolen back from the one-slot queue while draining it used to leave
+        # an uploader waiting forever, and a SIGTERM'd worker past its grace).
+        self._aborting = True
         with self._lock:
             remaining, self._open = self._open, []
         for builder in remaining:
             if builder.writer is not None:
                 builder.writer.abort()
-        for _ in self._threads:  # one stop marker each, even if the queue holds a pack
-            while True:
-                try:
-                    self._queue.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    with contextlib.suppress(queue.Empty):
-                        item = self._queue.get_nowait()
-                        if item is not None:
-                            item.abort()
+        while True:  # packs still queued are never uploaded
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item.abort()
         for t in self._threads:
             t.join(timeout=30)
         # Packs already stored are durable: name them in an index file so the
