@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.api import ProjectClient
+from tests.support.api import ProjectClient, project_user
 from tests.support.server import RunningServer, run_cli, start_server
 from tests.support.volumes import KIB, MIB, content_digest
 from tests.support.xfs import mount_xfs
@@ -78,12 +78,7 @@ class World:
 
 
 def _project_user(server: RunningServer, name: str) -> Client:
-    r = server.cli("admin", "project", "create", name)
-    assert r.returncode == 0, r.stderr
-    r = server.cli("admin", "user", "create", f"{name}-user", "--password", "pw-" + name,
-                   "--project", name)
-    assert r.returncode == 0, r.stderr
-    return Client(server, f"{name}-user", "pw-" + name, name)
+    return project_user(server, name, Client)
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,6 @@ GIB = 1024 * MIB
 
 
 class Client(ProjectClient):
-    def backup(self, volume_id: str) -> str:
-        r = self("POST", "/v2/{p}/cloudbackups",
-                 json={"backup": {"volume_id": volume_id, "name": "b"}})
-        assert r.status_code == 200, r.text
-        job = self.wait_job(r.json()["job_id"])
-        assert job["status"] == "SUCCESS", job
-        return str(job["entities"]["backup_id"])
-
     def export(self, backup_id: str, **body: Any) -> httpx.Response:
         return self("POST", f"/v2/{{p}}/cloudbackups/{backup_id}/exports",
                     json={"export": {"protocol": "nbd", **body}})

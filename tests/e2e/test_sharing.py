@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.api import ProjectClient
+from tests.support.api import ProjectClient, project_user
 from tests.support.server import RunningServer, start_server
 from tests.support.volumes import file_sha256
 
@@ -23,26 +23,13 @@ SHARING = "/v2/{p}/os-vendor-backup-sharing"
 class Client(ProjectClient):
     """One project's view of the server."""
 
-    def backup(self, volume_id: str, name: str) -> str:
-        r = self("POST", "/v2/{p}/cloudbackups",
-                 json={"backup": {"volume_id": volume_id, "name": name}})
-        assert r.status_code == 200, r.text
-        job = self.wait_job(r.json()["job_id"])
-        assert job["status"] == "SUCCESS", job
-        return str(job["entities"]["backup_id"])
-
     def share(self, backup_id: str, *targets: str) -> httpx.Response:
         return self("POST", SHARING,
                     json={"shared": {"backup_id": backup_id, "to_project_ids": list(targets)}})
 
 
 def _project_user(server: RunningServer, name: str) -> Client:
-    r = server.cli("admin", "project", "create", name)
-    assert r.returncode == 0, r.stderr
-    r = server.cli("admin", "user", "create", f"{name}-user", "--password", "pw-" + name,
-                   "--project", name)
-    assert r.returncode == 0, r.stderr
-    return Client(server, f"{name}-user", "pw-" + name, name)
+    return project_user(server, name, Client)
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ V343 = {"OpenStack-API-Version": "volume 3.43"}
 
 
 class Client(ProjectClient):
-    def backup(self, volume_id: str, name: str) -> str:
-        r = self("POST", "/v2/{p}/cloudbackups",
-                 json={"backup": {"volume_id": volume_id, "name": name}})
-        assert r.status_code == 200, r.text
-        job = self.wait_job(r.json()["job_id"])
-        assert job["status"] == "SUCCESS", job
-        return str(job["entities"]["backup_id"])
+    """One project's view of the server."""
 
 
 def _user(server: RunningServer, project: str, user: str, role: str) -> Client:

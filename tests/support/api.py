@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from tests.support.server import RunningServer
 
-__all__ = ["ProjectClient"]
+__all__ = ["ProjectClient", "project_user"]
+
+C = TypeVar("C", bound="ProjectClient")
 
 
 class ProjectClient:
@@ -35,6 +37,15 @@ class ProjectClient:
     def volume_file(self, volume_id: str) -> Path:
         return self.server.data_dir / "volumes" / f"{volume_id}.img"
 
+    def backup(self, volume_id: str, name: str = "b") -> str:
+        """A VBS backup of the volume, waited for; its id (the job must succeed)."""
+        r = self("POST", "/v2/{p}/cloudbackups",
+                 json={"backup": {"volume_id": volume_id, "name": name}})
+        assert r.status_code == 200, r.text
+        job = self.wait_job(r.json()["job_id"])
+        assert job["status"] == "SUCCESS", job
+        return str(job["entities"]["backup_id"])
+
     def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
         """Poll the job (bounded) until SUCCESS or FAIL; returns it."""
         deadline = time.monotonic() + timeout
@@ -46,3 +57,13 @@ class ProjectClient:
                 return job
             assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
             time.sleep(0.1)
+
+
+def project_user(server: RunningServer, name: str, cls: type[C]) -> C:
+    """A new project ``name`` with a member ``<name>-user``, as a ``cls`` client."""
+    r = server.cli("admin", "project", "create", name)
+    assert r.returncode == 0, r.stderr
+    r = server.cli("admin", "user", "create", f"{name}-user", "--password", "pw-" + name,
+                   "--project", name)
+    assert r.returncode == 0, r.stderr
+    return cls(server, f"{name}-user", "pw-" + name, name)
