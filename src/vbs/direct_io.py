@@ -21,6 +21,7 @@ the environment turns direct writes off everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import mmap
@@ -30,13 +31,27 @@ from pathlib import Path
 
 from vbs.fsutil import DurableFile
 
-__all__ = ["ALIGN", "DirectDurableFile", "OffsetWriter", "direct_io_enabled"]
+__all__ = [
+    "ALIGN",
+    "AlignedBuffer",
+    "DirectDurableFile",
+    "OffsetWriter",
+    "direct_io_enabled",
+    "read_range_direct",
+]
 
 ALIGN = 4096
 STAGE = 1024 * 1024
 """Bytes collected before one direct write: 1 MiB writes reach the disk's
 sequential rate, 64 KiB ones are latency bound (2.1 s against 0.95 s for
 1.5 GB on this VM)."""
+
+RUN_STAGE = 4 * 1024 * 1024
+"""Bytes of one restore run written at once: on a fresh sparse target each
+direct write also allocates blocks, so larger writes pay off further (a 2 GiB
+restore spent 6.8 s of thread time in 1 MiB writes, 3.8 s in 4 MiB ones)."""
+RUNS_PER_THREAD = 4
+"""Runs a restore thread extends at once (see :class:`OffsetWriter`)."""
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
@@ -56,6 +71,89 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
+
+
+class AlignedBuffer:
+    """A reusable page-aligned read buffer (one per reading thread).
+
+    Why reusable: on a VM the first touch of a fresh page costs more than the
+    copy into it, so a restore that allocated a new buffer per pack range
+    would pay that for every range. The buffer only grows.
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self) -> None:
+        self._map: mmap.mmap | None = None
+
+    def view(self, size: int) -> memoryview:
+        """A writable view of at least ``size`` bytes (rounded up to ALIGN)."""
+        need = -(-max(size, 1) // ALIGN) * ALIGN
+        if self._map is None or len(self._map) < need:
+            self.close()
+            self._map = mmap.mmap(-1, need)
+        return memoryview(self._map)[:need]
+
+    def close(self) -> None:
+        """Unmap now, or (while an error's traceback still holds a view) when
+        the last view goes away."""
+        old, self._map = self._map, None
+        if old is not None:
+            with contextlib.suppress(BufferError):
+                old.close()
+
+
+def read_range_direct(path: str | os.PathLike[str], offset: int, length: int,
+                      buf: AlignedBuffer) -> memoryview:
+    """``length`` bytes of ``path`` at ``offset`` (fewer at end of file), read
+    around the page cache into ``buf``; the view is valid until ``buf``'s next use.
+
+    Why: restore reads every pack once and never again. Through the page
+    cache each of those pages is allocated and kept (about 0.3 s of system
+    time per 750 MB on the measured VM, against 0.08 s direct). The read is
+    widened to ALIGN boundaries; where the filesystem refuses ``O_DIRECT`` the
+    same read goes through the page cache. Raises OSError (FileNotFoundError
+    for a missing file) like ``os.open``/``os.preadv``.
+    """
+    start = offset - offset % ALIGN
+    end = offset + length
+    span = -(-(end - start) // ALIGN) * ALIGN
+    view = buf.view(span)
+    fd = -1
+    if direct_io_enabled():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECT)
+        except OSError as exc:
+            if not _refused(exc):
+                raise
+    try:
+        if fd >= 0:
+            try:
+                got = _pread_all(fd, view[:span], start)
+            except OSError as exc:
+                if not _refused(exc):
+                    raise
+                os.close(fd)
+                fd = -1
+        if fd < 0:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            got = _pread_all(fd, view[: end - start], start)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    lead = offset - start
+    return view[lead : max(lead, min(got, end - start))]
+
+
+def _pread_all(fd: int, view: memoryview, offset: int) -> int:
+    """Read until ``view`` is full or end of file; returns the bytes read."""
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n == 0:
+            break
+        done += n
+    return done
 
 
 class DirectDurableFile(DurableFile):
@@ -163,9 +261,14 @@ class OffsetWriter:
     """Writes pieces at given offsets of one open file, coalescing runs.
 
     For restore: pool threads each hand over (offset, bytes) pieces, mostly
-    in ascending runs. Each thread keeps a 1 MiB aligned staging buffer; a
-    piece that continues the thread's current run is appended, anything else
-    (or a full buffer) first writes the run out, directly when it is aligned.
+    in ascending runs. Each thread keeps up to RUNS_PER_THREAD aligned (RUN_STAGE)
+    staging buffers, one per run it is extending: a piece that continues a
+    run is appended to it; another piece starts a run in a free buffer, or in
+    the least recently extended one after writing that out (directly when
+    aligned). Several runs because a deduplicated chunk is written at every
+    place it occurs: with one buffer, the copies of a duplicated region broke
+    the main run at every chunk, and 70 % of the writes were single 64 KiB
+    chunks, four times slower per byte than 1 MiB writes.
     ``flush`` (after the threads have finished) writes what is still staged.
     Without direct I/O, pieces are written at once through ``fd``.
     """
@@ -176,6 +279,7 @@ class OffsetWriter:
         self._local = threading.local()
         self._stages: list[_Stage] = []
         self._lock = threading.Lock()
+        self._tick = 0  # orders extensions, for evicting the stalest run
         if direct_io_enabled():
             # Reopen the already-open file through its descriptor, never by
             # path: the path may have been swapped since (an imported volume
@@ -196,21 +300,44 @@ class OffsetWriter:
         if self._dfd is None:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
-        st: _Stage | None = getattr(self._local, "stage", None)
-        if st is None:
-            st = self._local.stage = _Stage()
-            with self._lock:
-                self._stages.append(st)
+        runs: list[_Stage] | None = getattr(self._local, "runs", None)
+        if runs is None:
+            runs = self._local.runs = []
         n = len(data)
-        if st.filled and (offset != st.offset + st.filled or st.filled + n > STAGE):
-            self._write_out(st)
-        if n > STAGE:
+        self._tick += 1
+        st: _Stage | None = None
+        for cand in runs:
+            if cand.filled and offset == cand.offset + cand.filled:
+                st = cand
+                if st.filled + n > RUN_STAGE:
+                    self._write_out(st)
+                break
+        if n > RUN_STAGE:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
+        if st is None:
+            st = self._free_run(runs)
         if not st.filled:
             st.offset = offset
         st.buf[st.filled : st.filled + n] = data
         st.filled += n
+        st.used = self._tick
+
+    def _free_run(self, runs: list[_Stage]) -> _Stage:
+        """An empty staging buffer of this thread: a new one while fewer than
+        RUNS_PER_THREAD exist, else the least recently extended, written out."""
+        for st in runs:
+            if not st.filled:
+                return st
+        if len(runs) < RUNS_PER_THREAD:
+            st = _Stage()
+            runs.append(st)
+            with self._lock:
+                self._stages.append(st)
+            return st
+        st = min(runs, key=lambda r: r.used)
+        self._write_out(st)
+        return st
 
     def _write_out(self, st: _Stage) -> None:
         view = memoryview(st.buf)[: st.filled]
@@ -257,9 +384,10 @@ class OffsetWriter:
 
 
 class _Stage:
-    __slots__ = ("buf", "filled", "offset")
+    __slots__ = ("buf", "filled", "offset", "used")
 
     def __init__(self) -> None:
-        self.buf = mmap.mmap(-1, STAGE)
+        self.buf = mmap.mmap(-1, RUN_STAGE)
         self.filled = 0
         self.offset = 0
+        self.used = 0

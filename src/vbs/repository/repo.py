@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vbs.direct_io import AlignedBuffer
 from vbs.errors import (
     BackupNotFound,
     ChunkMissing,
@@ -28,7 +29,7 @@ from vbs.errors import (
 )
 from vbs.repository import format as fmt
 from vbs.repository import layout
-from vbs.repository.backends.base import Backend, ObjectWriter, StreamingBackend
+from vbs.repository.backends.base import Backend, ObjectWriter, RangeViewBackend, StreamingBackend
 from vbs.repository.crypto import BlobCodec, Sealer
 from vbs.repository.index import ChunkIndex, Location, parse_index_file, serialize_index_file
 from vbs.repository.keys import (
@@ -250,6 +251,21 @@ class ProjectStore:
 
     def read_pack_range(self, pack_hex: str, start: int, length: int) -> bytes:
         data = self.backend.get(layout.pack_key(self.project, pack_hex), start, length)
+        if len(data) != length:
+            raise CorruptObject(
+                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
+            )
+        return data
+
+    def read_pack_range_view(self, pack_hex: str, start: int, length: int,
+                             buf: AlignedBuffer) -> memoryview:
+        """Like :meth:`read_pack_range`, into the caller's reusable buffer when
+        the backend can (local: around the page cache); the view is valid until
+        ``buf`` is used again."""
+        if not isinstance(self.backend, RangeViewBackend):
+            return memoryview(self.read_pack_range(pack_hex, start, length))
+        data = self.backend.read_range_view(layout.pack_key(self.project, pack_hex), start,
+                                            length, buf)
         if len(data) != length:
             raise CorruptObject(
                 f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
