@@ -27,6 +27,7 @@ import fcntl
 import mmap
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vbs.fsutil import DurableFile
@@ -50,8 +51,13 @@ RUN_STAGE = 4 * 1024 * 1024
 """Bytes of one restore run written at once: on a fresh sparse target each
 direct write also allocates blocks, so larger writes pay off further (a 2 GiB
 restore spent 6.8 s of thread time in 1 MiB writes, 3.8 s in 4 MiB ones)."""
-RUNS_PER_THREAD = 4
+RUNS_PER_THREAD = 3
 """Runs a restore thread extends at once (see :class:`OffsetWriter`)."""
+WRITERS = 2
+"""Background threads writing a restore's full runs (the disk takes two at
+a time at full speed; the decrypting threads go on meanwhile)."""
+MAX_STAGES = 16
+"""Restore staging buffers (RUN_STAGE each) while writes are in flight."""
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
@@ -261,25 +267,35 @@ class OffsetWriter:
     """Writes pieces at given offsets of one open file, coalescing runs.
 
     For restore: pool threads each hand over (offset, bytes) pieces, mostly
-    in ascending runs. Each thread keeps up to RUNS_PER_THREAD aligned (RUN_STAGE)
-    staging buffers, one per run it is extending: a piece that continues a
-    run is appended to it; another piece starts a run in a free buffer, or in
-    the least recently extended one after writing that out (directly when
-    aligned). Several runs because a deduplicated chunk is written at every
-    place it occurs: with one buffer, the copies of a duplicated region broke
-    the main run at every chunk, and 70 % of the writes were single 64 KiB
-    chunks, four times slower per byte than 1 MiB writes.
-    ``flush`` (after the threads have finished) writes what is still staged.
-    Without direct I/O, pieces are written at once through ``fd``.
+    in ascending runs. Each thread extends up to RUNS_PER_THREAD runs at
+    once, each in an aligned RUN_STAGE buffer: a piece that continues a run
+    is appended to it; another piece starts a new run, first handing off the
+    thread's least recently extended run when it has too many. Several runs
+    because a deduplicated chunk is written at every place it occurs: with
+    one buffer, the copies of a duplicated region broke the main run at every
+    chunk, and 70 % of the writes were single 64 KiB chunks, four times
+    slower per byte than 1 MiB writes.
+
+    A full or handed-off run is written (directly when aligned) by one of
+    ``writers`` background threads, so the threads that decrypt and
+    decompress never wait for the disk; its buffer then comes back for reuse.
+    At most MAX_STAGES buffers exist while a write is in flight (back
+    pressure). ``flush`` (after the producing threads have finished) writes
+    what is still staged and waits for every write. Without direct I/O,
+    pieces are written at once through ``fd``.
     """
 
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, *, writers: int = WRITERS) -> None:
         self._fd = fd
         self._dfd: int | None = None
         self._local = threading.local()
         self._stages: list[_Stage] = []
-        self._lock = threading.Lock()
-        self._tick = 0  # orders extensions, for evicting the stalest run
+        self._spare: list[_Stage] = []
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._error: BaseException | None = None
+        self._tick = 0  # orders extensions, for handing off the stalest run
+        self._pool: ThreadPoolExecutor | None = None
         if direct_io_enabled():
             # Reopen the already-open file through its descriptor, never by
             # path: the path may have been swapped since (an imported volume
@@ -290,6 +306,8 @@ class OffsetWriter:
             except OSError as exc:
                 if not (_refused(exc) or exc.errno == errno.ENOENT):
                     raise
+        if self._dfd is not None:
+            self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="vbs-write")
 
     @property
     def direct(self) -> bool:
@@ -300,44 +318,72 @@ class OffsetWriter:
         if self._dfd is None:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
+        if self._error is not None:
+            raise self._error
         runs: list[_Stage] | None = getattr(self._local, "runs", None)
         if runs is None:
             runs = self._local.runs = []
         n = len(data)
         self._tick += 1
-        st: _Stage | None = None
-        for cand in runs:
-            if cand.filled and offset == cand.offset + cand.filled:
-                st = cand
-                if st.filled + n > RUN_STAGE:
-                    self._write_out(st)
+        for i, st in enumerate(runs):
+            if offset == st.offset + st.filled:
+                if st.filled + n <= RUN_STAGE:
+                    st.buf[st.filled : st.filled + n] = data
+                    st.filled += n
+                    st.used = self._tick
+                    return
+                del runs[i]
+                self._hand_off(st)
                 break
         if n > RUN_STAGE:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
-        if st is None:
-            st = self._free_run(runs)
-        if not st.filled:
-            st.offset = offset
-        st.buf[st.filled : st.filled + n] = data
-        st.filled += n
+        if len(runs) >= RUNS_PER_THREAD:
+            stalest = min(runs, key=lambda r: r.used)
+            runs.remove(stalest)
+            self._hand_off(stalest)
+        st = self._take_stage()
+        st.offset = offset
+        st.buf[:n] = data
+        st.filled = n
         st.used = self._tick
+        runs.append(st)
 
-    def _free_run(self, runs: list[_Stage]) -> _Stage:
-        """An empty staging buffer of this thread: a new one while fewer than
-        RUNS_PER_THREAD exist, else the least recently extended, written out."""
-        for st in runs:
-            if not st.filled:
-                return st
-        if len(runs) < RUNS_PER_THREAD:
-            st = _Stage()
-            runs.append(st)
-            with self._lock:
-                self._stages.append(st)
-            return st
-        st = min(runs, key=lambda r: r.used)
-        self._write_out(st)
-        return st
+    def _take_stage(self) -> _Stage:
+        """A buffer to start a run in: a written-out one, a new one while
+        fewer than MAX_STAGES exist (or none is in flight to come back)."""
+        with self._cond:
+            while not self._spare:
+                if len(self._stages) < MAX_STAGES or not self._inflight:
+                    st = _Stage()
+                    self._stages.append(st)
+                    return st
+                self._cond.wait()
+            return self._spare.pop()
+
+    def _hand_off(self, st: _Stage) -> None:
+        assert self._pool is not None
+        with self._cond:
+            self._inflight += 1
+        self._pool.submit(self._background_write, st)
+
+    def _background_write(self, st: _Stage) -> None:
+        try:
+            self._write_out(st)
+        except BaseException as exc:  # noqa: BLE001 - raised by write() and flush()
+            if self._error is None:
+                self._error = exc
+        finally:
+            st.filled = 0
+            with self._cond:
+                self._inflight -= 1
+                self._spare.append(st)
+                self._cond.notify_all()
+
+    def _drain(self) -> None:
+        with self._cond:
+            while self._inflight:
+                self._cond.wait()
 
     def _write_out(self, st: _Stage) -> None:
         view = memoryview(st.buf)[: st.filled]
@@ -361,21 +407,28 @@ class OffsetWriter:
         st.filled = 0
 
     def flush(self) -> None:
-        """Write every staged run and make the direct writes' metadata durable
-        with the caller's fsync of ``fd`` (same inode). Call after all writers."""
-        with self._lock:
-            stages, self._stages = self._stages, []
-        for st in stages:
-            if st.filled:
-                self._write_out(st)
-            st.buf.close()
+        """Write every staged run, wait for all writes, and make the direct
+        writes' metadata durable with the caller's fsync of ``fd`` (same
+        inode). Call after all producing threads have finished."""
+        if self._dfd is None:
+            return
+        self._drain()
+        with self._cond:
+            staged = [st for st in self._stages if st.filled]
+        for st in staged:
+            self._hand_off(st)
+        self._drain()
         self._local = threading.local()
-        if self._dfd is not None:
-            os.fsync(self._dfd)
+        if self._error is not None:
+            raise self._error
+        os.fsync(self._dfd)
 
     def close(self) -> None:
-        with self._lock:
-            stages, self._stages = self._stages, []
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        with self._cond:
+            stages, self._stages, self._spare = self._stages, [], []
         for st in stages:
             st.buf.close()
         dfd, self._dfd = self._dfd, None
