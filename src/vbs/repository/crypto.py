@@ -136,7 +136,9 @@ class BlobCodec:
         h.update(plaintext)
         return h.digest()
 
-    def encode(self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview) -> bytes:
+    def encode(
+        self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview
+    ) -> bytearray:
         n = len(plaintext)
         comp = self._cctx().compress(plaintext)
         body: bytes | memoryview
@@ -146,7 +148,13 @@ class BlobCodec:
             body, flags = plaintext, 0
         header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
         nonce = os.urandom(fmt.NONCE_SIZE)
-        return header + nonce + self._aead.encrypt(nonce, body, header + chunk_id)
+        # One buffer, ciphertext encrypted into place: no concatenation copy.
+        lead = fmt.BLOB_HEADER.size + fmt.NONCE_SIZE
+        blob = bytearray(lead + len(body) + fmt.TAG_SIZE)
+        blob[: fmt.BLOB_HEADER.size] = header
+        blob[fmt.BLOB_HEADER.size : lead] = nonce
+        self._aead.encrypt_into(nonce, body, header + chunk_id, memoryview(blob)[lead:])
+        return blob
 
     def decode(self, chunk_id: bytes, blob: bytes | memoryview, *, where: str = "") -> DecodedBlob:
         """Raises CorruptObject with ``where`` (pack/offset/volume offset) in the message.
