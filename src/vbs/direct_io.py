@@ -259,7 +259,8 @@ class DirectDurableFile(DurableFile):
     def abort(self) -> None:
         stage, self._stage = getattr(self, "_stage", None), None
         if stage is not None:
-            stage.close()
+            with contextlib.suppress(BufferError):  # a failed write's traceback holds a view
+                stage.close()
         super().abort()
 
 
@@ -430,7 +431,10 @@ class OffsetWriter:
         with self._cond:
             stages, self._stages, self._spare = self._stages, [], []
         for st in stages:
-            st.buf.close()
+            # A failed write's traceback may still hold a view of its buffer:
+            # then the mapping goes when that view does.
+            with contextlib.suppress(BufferError):
+                st.buf.close()
         dfd, self._dfd = self._dfd, None
         if dfd is not None:
             os.close(dfd)

@@ -224,3 +224,35 @@ def test_read_range_direct_returns_exact_bytes(
 def test_read_range_direct_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_range_direct(tmp_path / "nope", 0, 10, AlignedBuffer())
+
+
+def test_offset_writer_reports_a_failed_background_write(tmp_path: Path) -> None:
+    """A write that fails on a background thread (here EFBIG past RLIMIT_FSIZE)
+    surfaces in the producing thread or at flush, never silently."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import errno, os, resource, signal, sys
+        sys.path[:0] = {sys.path!r}
+        from vbs import direct_io
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+        fd = os.open({str(tmp_path / 't.img')!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+        out = direct_io.OffsetWriter(fd, "t.img")
+        try:
+            for i in range(4 * direct_io.RUN_STAGE // 65536):
+                out.write(i * 65536, os.urandom(65536))
+            out.flush()
+        except OSError as exc:
+            print("raised", errno.errorcode[exc.errno])
+        else:
+            print("no error")
+        finally:
+            out.close()
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "raised EFBIG"
