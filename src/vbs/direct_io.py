@@ -21,22 +21,43 @@ the environment turns direct writes off everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import mmap
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vbs.fsutil import DurableFile
 
-__all__ = ["ALIGN", "DirectDurableFile", "OffsetWriter", "direct_io_enabled"]
+__all__ = [
+    "ALIGN",
+    "AlignedBuffer",
+    "DirectDurableFile",
+    "OffsetWriter",
+    "direct_io_enabled",
+    "read_range_direct",
+]
 
 ALIGN = 4096
 STAGE = 1024 * 1024
 """Bytes collected before one direct write: 1 MiB writes reach the disk's
 sequential rate, 64 KiB ones are latency bound (2.1 s against 0.95 s for
 1.5 GB on this VM)."""
+
+RUN_STAGE = 4 * 1024 * 1024
+"""Bytes of one restore run written at once: on a fresh sparse target each
+direct write also allocates blocks, so larger writes pay off further (a 2 GiB
+restore spent 6.8 s of thread time in 1 MiB writes, 3.8 s in 4 MiB ones)."""
+RUNS_PER_THREAD = 3
+"""Runs a restore thread extends at once (see :class:`OffsetWriter`)."""
+WRITERS = 2
+"""Background threads writing a restore's full runs (the disk takes two at
+a time at full speed; the decrypting threads go on meanwhile)."""
+MAX_STAGES = 16
+"""Restore staging buffers (RUN_STAGE each) while writes are in flight."""
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 
@@ -56,6 +77,89 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         n = os.pwrite(fd, view, offset)
         view = view[n:]
         offset += n
+
+
+class AlignedBuffer:
+    """A reusable page-aligned read buffer (one per reading thread).
+
+    Why reusable: on a VM the first touch of a fresh page costs more than the
+    copy into it, so a restore that allocated a new buffer per pack range
+    would pay that for every range. The buffer only grows.
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self) -> None:
+        self._map: mmap.mmap | None = None
+
+    def view(self, size: int) -> memoryview:
+        """A writable view of at least ``size`` bytes (rounded up to ALIGN)."""
+        need = -(-max(size, 1) // ALIGN) * ALIGN
+        if self._map is None or len(self._map) < need:
+            self.close()
+            self._map = mmap.mmap(-1, need)
+        return memoryview(self._map)[:need]
+
+    def close(self) -> None:
+        """Unmap now, or (while an error's traceback still holds a view) when
+        the last view goes away."""
+        old, self._map = self._map, None
+        if old is not None:
+            with contextlib.suppress(BufferError):
+                old.close()
+
+
+def read_range_direct(path: str | os.PathLike[str], offset: int, length: int,
+                      buf: AlignedBuffer) -> memoryview:
+    """``length`` bytes of ``path`` at ``offset`` (fewer at end of file), read
+    around the page cache into ``buf``; the view is valid until ``buf``'s next use.
+
+    Why: restore reads every pack once and never again. Through the page
+    cache each of those pages is allocated and kept (about 0.3 s of system
+    time per 750 MB on the measured VM, against 0.08 s direct). The read is
+    widened to ALIGN boundaries; where the filesystem refuses ``O_DIRECT`` the
+    same read goes through the page cache. Raises OSError (FileNotFoundError
+    for a missing file) like ``os.open``/``os.preadv``.
+    """
+    start = offset - offset % ALIGN
+    end = offset + length
+    span = -(-(end - start) // ALIGN) * ALIGN
+    view = buf.view(span)
+    fd = -1
+    if direct_io_enabled():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECT)
+        except OSError as exc:
+            if not _refused(exc):
+                raise
+    try:
+        if fd >= 0:
+            try:
+                got = _pread_all(fd, view[:span], start)
+            except OSError as exc:
+                if not _refused(exc):
+                    raise
+                os.close(fd)
+                fd = -1
+        if fd < 0:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            got = _pread_all(fd, view[: end - start], start)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    lead = offset - start
+    return view[lead : max(lead, min(got, end - start))]
+
+
+def _pread_all(fd: int, view: memoryview, offset: int) -> int:
+    """Read until ``view`` is full or end of file; returns the bytes read."""
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n == 0:
+            break
+        done += n
+    return done
 
 
 class DirectDurableFile(DurableFile):
@@ -155,7 +259,8 @@ class DirectDurableFile(DurableFile):
     def abort(self) -> None:
         stage, self._stage = getattr(self, "_stage", None), None
         if stage is not None:
-            stage.close()
+            with contextlib.suppress(BufferError):  # a failed write's traceback holds a view
+                stage.close()
         super().abort()
 
 
@@ -163,19 +268,35 @@ class OffsetWriter:
     """Writes pieces at given offsets of one open file, coalescing runs.
 
     For restore: pool threads each hand over (offset, bytes) pieces, mostly
-    in ascending runs. Each thread keeps a 1 MiB aligned staging buffer; a
-    piece that continues the thread's current run is appended, anything else
-    (or a full buffer) first writes the run out, directly when it is aligned.
-    ``flush`` (after the threads have finished) writes what is still staged.
-    Without direct I/O, pieces are written at once through ``fd``.
+    in ascending runs. Each thread extends up to RUNS_PER_THREAD runs at
+    once, each in an aligned RUN_STAGE buffer: a piece that continues a run
+    is appended to it; another piece starts a new run, first handing off the
+    thread's least recently extended run when it has too many. Several runs
+    because a deduplicated chunk is written at every place it occurs: with
+    one buffer, the copies of a duplicated region broke the main run at every
+    chunk, and 70 % of the writes were single 64 KiB chunks, four times
+    slower per byte than 1 MiB writes.
+
+    A full or handed-off run is written (directly when aligned) by one of
+    ``writers`` background threads, so the threads that decrypt and
+    decompress never wait for the disk; its buffer then comes back for reuse.
+    At most MAX_STAGES buffers exist while a write is in flight (back
+    pressure). ``flush`` (after the producing threads have finished) writes
+    what is still staged and waits for every write. Without direct I/O,
+    pieces are written at once through ``fd``.
     """
 
-    def __init__(self, fd: int, path: str) -> None:
+    def __init__(self, fd: int, path: str, *, writers: int = WRITERS) -> None:
         self._fd = fd
         self._dfd: int | None = None
         self._local = threading.local()
         self._stages: list[_Stage] = []
-        self._lock = threading.Lock()
+        self._spare: list[_Stage] = []
+        self._cond = threading.Condition()
+        self._inflight = 0
+        self._error: BaseException | None = None
+        self._tick = 0  # orders extensions, for handing off the stalest run
+        self._pool: ThreadPoolExecutor | None = None
         if direct_io_enabled():
             # Reopen the already-open file through its descriptor, never by
             # path: the path may have been swapped since (an imported volume
@@ -186,6 +307,8 @@ class OffsetWriter:
             except OSError as exc:
                 if not (_refused(exc) or exc.errno == errno.ENOENT):
                     raise
+        if self._dfd is not None:
+            self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="vbs-write")
 
     @property
     def direct(self) -> bool:
@@ -196,21 +319,72 @@ class OffsetWriter:
         if self._dfd is None:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
-        st: _Stage | None = getattr(self._local, "stage", None)
-        if st is None:
-            st = self._local.stage = _Stage()
-            with self._lock:
-                self._stages.append(st)
+        if self._error is not None:
+            raise self._error
+        runs: list[_Stage] | None = getattr(self._local, "runs", None)
+        if runs is None:
+            runs = self._local.runs = []
         n = len(data)
-        if st.filled and (offset != st.offset + st.filled or st.filled + n > STAGE):
-            self._write_out(st)
-        if n > STAGE:
+        self._tick += 1
+        for i, st in enumerate(runs):
+            if offset == st.offset + st.filled:
+                if st.filled + n <= RUN_STAGE:
+                    st.buf[st.filled : st.filled + n] = data
+                    st.filled += n
+                    st.used = self._tick
+                    return
+                del runs[i]
+                self._hand_off(st)
+                break
+        if n > RUN_STAGE:
             _pwrite_all(self._fd, memoryview(data), offset)
             return
-        if not st.filled:
-            st.offset = offset
-        st.buf[st.filled : st.filled + n] = data
-        st.filled += n
+        if len(runs) >= RUNS_PER_THREAD:
+            stalest = min(runs, key=lambda r: r.used)
+            runs.remove(stalest)
+            self._hand_off(stalest)
+        st = self._take_stage()
+        st.offset = offset
+        st.buf[:n] = data
+        st.filled = n
+        st.used = self._tick
+        runs.append(st)
+
+    def _take_stage(self) -> _Stage:
+        """A buffer to start a run in: a written-out one, a new one while
+        fewer than MAX_STAGES exist (or none is in flight to come back)."""
+        with self._cond:
+            while not self._spare:
+                if len(self._stages) < MAX_STAGES or not self._inflight:
+                    st = _Stage()
+                    self._stages.append(st)
+                    return st
+                self._cond.wait()
+            return self._spare.pop()
+
+    def _hand_off(self, st: _Stage) -> None:
+        assert self._pool is not None
+        with self._cond:
+            self._inflight += 1
+        self._pool.submit(self._background_write, st)
+
+    def _background_write(self, st: _Stage) -> None:
+        try:
+            self._write_out(st)
+        except BaseException as exc:  # noqa: BLE001 - raised by write() and flush()
+            if self._error is None:
+                self._error = exc
+        finally:
+            st.filled = 0
+            with self._cond:
+                self._inflight -= 1
+                self._spare.append(st)
+                self._cond.notify_all()
+
+    def _drain(self) -> None:
+        with self._cond:
+            while self._inflight:
+                self._cond.wait()
 
     def _write_out(self, st: _Stage) -> None:
         view = memoryview(st.buf)[: st.filled]
@@ -234,32 +408,43 @@ class OffsetWriter:
         st.filled = 0
 
     def flush(self) -> None:
-        """Write every staged run and make the direct writes' metadata durable
-        with the caller's fsync of ``fd`` (same inode). Call after all writers."""
-        with self._lock:
-            stages, self._stages = self._stages, []
-        for st in stages:
-            if st.filled:
-                self._write_out(st)
-            st.buf.close()
+        """Write every staged run, wait for all writes, and make the direct
+        writes' metadata durable with the caller's fsync of ``fd`` (same
+        inode). Call after all producing threads have finished."""
+        if self._dfd is None:
+            return
+        self._drain()
+        with self._cond:
+            staged = [st for st in self._stages if st.filled]
+        for st in staged:
+            self._hand_off(st)
+        self._drain()
         self._local = threading.local()
-        if self._dfd is not None:
-            os.fsync(self._dfd)
+        if self._error is not None:
+            raise self._error
+        os.fsync(self._dfd)
 
     def close(self) -> None:
-        with self._lock:
-            stages, self._stages = self._stages, []
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        with self._cond:
+            stages, self._stages, self._spare = self._stages, [], []
         for st in stages:
-            st.buf.close()
+            # A failed write's traceback may still hold a view of its buffer:
+            # then the mapping goes when that view does.
+            with contextlib.suppress(BufferError):
+                st.buf.close()
         dfd, self._dfd = self._dfd, None
         if dfd is not None:
             os.close(dfd)
 
 
 class _Stage:
-    __slots__ = ("buf", "filled", "offset")
+    __slots__ = ("buf", "filled", "offset", "used")
 
     def __init__(self) -> None:
-        self.buf = mmap.mmap(-1, STAGE)
+        self.buf = mmap.mmap(-1, RUN_STAGE)
         self.filled = 0
         self.offset = 0
+        self.used = 0

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from vbs.direct_io import ALIGN, STAGE, DirectDurableFile, OffsetWriter
+from vbs import direct_io
+from vbs.direct_io import (
+    ALIGN,
+    RUNS_PER_THREAD,
+    STAGE,
+    AlignedBuffer,
+    DirectDurableFile,
+    OffsetWriter,
+    read_range_direct,
+)
 
 
 def _direct_supported(directory: Path) -> bool:
@@ -124,3 +133,126 @@ def test_offset_writer_threads_runs_and_tail(
         os.fsync(fd)
         os.close(fd)
         assert path.read_bytes() == bytes(expected)
+
+
+def test_offset_writer_keeps_interleaved_runs_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deduplicated chunk goes to several places: the copies of a duplicated
+    region arrive interleaved with the main run and must not break it into
+    single-chunk writes (each run still leaves as whole RUN_STAGE writes)."""
+    if not _direct_supported(tmp_path):
+        pytest.skip("no O_DIRECT on this filesystem")
+    monkeypatch.setenv("VBS_DIRECT_IO", "1")
+    cs = 64 * 1024
+    per_stage = direct_io.RUN_STAGE // cs
+    n = 2 * per_stage  # the main run: two full stages
+    copy_at = 10 * per_stage  # a duplicate of the whole region, far away
+    rng = random.Random(3)
+    content = [rng.randbytes(cs) for _ in range(n)]
+    sizes: list[int] = []
+    real = direct_io._pwrite_all
+
+    def counting(fd: int, view: memoryview, offset: int) -> None:
+        sizes.append(len(view))
+        real(fd, view, offset)
+
+    monkeypatch.setattr(direct_io, "_pwrite_all", counting)
+    path = tmp_path / "target.img"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.ftruncate(fd, (copy_at + n) * cs)
+    out = OffsetWriter(fd, str(path))
+    for no in range(n):  # each chunk: its place, then its copy
+        out.write(no * cs, content[no])
+        out.write((copy_at + no) * cs, content[no])
+    out.flush()
+    out.close()
+    os.close(fd)
+    data = path.read_bytes()
+    assert data[: n * cs] == b"".join(content)
+    assert data[copy_at * cs :] == b"".join(content)
+    assert data[n * cs : copy_at * cs] == bytes((copy_at - n) * cs)
+    assert sizes == [direct_io.RUN_STAGE] * 4
+
+
+def test_offset_writer_evicts_the_stalest_run(tmp_path: Path) -> None:
+    """More interleaved runs than buffers: bytes still land exactly."""
+    cs = 4096
+    runs = RUNS_PER_THREAD + 2
+    rng = random.Random(4)
+    path = tmp_path / "t.img"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    span = 1000
+    os.ftruncate(fd, runs * span * cs)
+    expected = bytearray(runs * span * cs)
+    out = OffsetWriter(fd, str(path))
+    for i in range(40):
+        for r in range(runs):
+            piece = rng.randbytes(cs)
+            off = (r * span + i) * cs
+            expected[off : off + cs] = piece
+            out.write(off, piece)
+    out.flush()
+    out.close()
+    os.close(fd)
+    assert path.read_bytes() == bytes(expected)
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_read_range_direct_returns_exact_bytes(
+    dirs: list[Path], switch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unaligned offsets and lengths, the end of the file, a reused buffer
+    that has to grow: always exactly the bytes ``pread`` would give."""
+    monkeypatch.setenv("VBS_DIRECT_IO", switch)
+    rng = random.Random(11)
+    body = rng.randbytes(3 * STAGE + 777)
+    for d in dirs:
+        path = d / "pack"
+        path.write_bytes(body)
+        buf = AlignedBuffer()
+        for offset, length in [(0, 10), (1, ALIGN), (ALIGN - 1, 2), (5000, 3 * STAGE),
+                               (len(body) - 100, 100), (len(body) - 100, 500),
+                               (len(body) + 10, 5), (123, 0)]:
+            got = read_range_direct(path, offset, length, buf)
+            assert bytes(got) == body[offset : offset + length]
+            got.release()
+        buf.close()
+        path.unlink()
+
+
+def test_read_range_direct_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_range_direct(tmp_path / "nope", 0, 10, AlignedBuffer())
+
+
+def test_offset_writer_reports_a_failed_background_write(tmp_path: Path) -> None:
+    """A write that fails on a background thread (here EFBIG past RLIMIT_FSIZE)
+    surfaces in the producing thread or at flush, never silently."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import errno, os, resource, signal, sys
+        sys.path[:0] = {sys.path!r}
+        from vbs import direct_io
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+        fd = os.open({str(tmp_path / 't.img')!r}, os.O_WRONLY | os.O_CREAT, 0o600)
+        out = direct_io.OffsetWriter(fd, "t.img")
+        try:
+            for i in range(4 * direct_io.RUN_STAGE // 65536):
+                out.write(i * 65536, os.urandom(65536))
+            out.flush()
+        except OSError as exc:
+            print("raised", errno.errorcode[exc.errno])
+        else:
+            print("no error")
+        finally:
+            out.close()
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "raised EFBIG"

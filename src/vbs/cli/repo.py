@@ -305,16 +305,36 @@ def _backend(args: argparse.Namespace, create: bool = False) -> Any:
     )
 
 
+def _open_repository(backend: Any, secret: dict[str, Any]) -> Any:
+    """Open the repository, deriving the key while the engine is imported.
+
+    Why a thread: argon2id takes about 0.2 s by design and releases the GIL,
+    and importing numpy, zstd and the engine takes about as long; a 3 s
+    backup or restore otherwise pays both in a row.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vbs.repository.unlock import unlock
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vbs-unlock") as pool:
+        unlocked = pool.submit(unlock, backend, **secret)
+        import vbs.engine.backup
+        import vbs.engine.restore
+        from vbs.repository.repo import Repository
+
+        del vbs.engine.backup, vbs.engine.restore  # imported for their cost only
+        config, master = unlocked.result()
+    return Repository(backend, config, master)
+
+
 def _run(action: Callable[..., int], open_repo: bool = True) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             if not open_repo:
                 return action(args)
-            from vbs.repository.repo import Repository
-
             backend = _backend(args)
             try:
-                repo = Repository.open(backend, **_secret(args))
+                repo = _open_repository(backend, _secret(args))
                 return action(args, _project_store(args, repo))
             finally:
                 backend.close()

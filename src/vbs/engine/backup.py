@@ -186,7 +186,7 @@ class _PackWriter:
         self._local.builder = builder
         return builder
 
-    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes) -> None:
+    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes | bytearray) -> None:
         builder: PackBuilder | None = getattr(self._local, "builder", None)
         if builder is None:
             builder = self._new_builder()
@@ -325,11 +325,12 @@ def _process_segment(
         return [fmt.ZERO_ID] * n
     mv = memoryview(buf)[:length]
     full = length // chunk_size
-    # One vectorised pass finds the all-zero chunks of the whole segment.
-    nonzero = np.frombuffer(buf, dtype=np.uint64, count=full * (chunk_size // 8))
+    # One vectorised pass finds the all-zero chunks of the whole segment
+    # (max, not any: any() first casts every word to bool, twice the time).
+    words = np.frombuffer(buf, dtype=np.uint64, count=full * (chunk_size // 8))
     flags: list[bool] = []
     if full:
-        flags = cast(list[bool], nonzero.reshape(full, chunk_size // 8).any(axis=1).tolist())
+        flags = cast(list[bool], (words.reshape(full, chunk_size // 8).max(axis=1) != 0).tolist())
     if full < n:
         flags.append(any(mv[full * chunk_size :]))
     ids: list[bytes] = []

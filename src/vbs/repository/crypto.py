@@ -136,7 +136,9 @@ class BlobCodec:
         h.update(plaintext)
         return h.digest()
 
-    def encode(self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview) -> bytes:
+    def encode(
+        self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview
+    ) -> bytearray:
         n = len(plaintext)
         comp = self._cctx().compress(plaintext)
         body: bytes | memoryview
@@ -146,28 +148,47 @@ class BlobCodec:
             body, flags = plaintext, 0
         header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
         nonce = os.urandom(fmt.NONCE_SIZE)
-        return header + nonce + self._aead.encrypt(nonce, body, header + chunk_id)
+        # One buffer, ciphertext encrypted into place: no concatenation copy.
+        lead = fmt.BLOB_HEADER.size + fmt.NONCE_SIZE
+        blob = bytearray(lead + len(body) + fmt.TAG_SIZE)
+        blob[: fmt.BLOB_HEADER.size] = header
+        blob[fmt.BLOB_HEADER.size : lead] = nonce
+        self._aead.encrypt_into(nonce, body, header + chunk_id, memoryview(blob)[lead:])
+        return blob
 
     def decode(self, chunk_id: bytes, blob: bytes | memoryview, *, where: str = "") -> DecodedBlob:
-        """Raises CorruptObject with ``where`` (pack/offset/volume offset) in the message."""
+        """Raises CorruptObject with ``where`` (pack/offset/volume offset) in the message.
+
+        Works on ``blob`` in place (a memoryview into a pack range is not
+        copied), and builds the error label only when there is an error:
+        restore calls this once per chunk, on the pipeline's critical path.
+        """
         hs = fmt.BLOB_HEADER.size
-        label = f"chunk {chunk_id.hex()}" + (f" ({where})" if where else "")
         if len(blob) < fmt.BLOB_OVERHEAD:
-            raise CorruptObject(f"{label}: truncated blob")
-        blob = bytes(blob)
-        blob_type, flags, _, plain_len = fmt.BLOB_HEADER.unpack_from(blob)
-        nonce = blob[hs : hs + fmt.NONCE_SIZE]
+            raise CorruptObject(f"{_label(chunk_id, where)}: truncated blob")
+        view = memoryview(blob)
+        blob_type, flags, _, plain_len = fmt.BLOB_HEADER.unpack_from(view)
+        nonce = view[hs : hs + fmt.NONCE_SIZE]
         try:
-            body = self._aead.decrypt(nonce, blob[hs + fmt.NONCE_SIZE :], blob[:hs] + chunk_id)
+            body = self._aead.decrypt(nonce, view[hs + fmt.NONCE_SIZE :],
+                                      bytes(view[:hs]) + chunk_id)
         except InvalidTag:
-            raise CorruptObject(f"{label}: authentication failed") from None
+            raise CorruptObject(f"{_label(chunk_id, where)}: authentication failed") from None
         if flags & fmt.BLOB_FLAG_COMPRESSED:
             try:
                 body = self._dctx().decompress(body, max_output_size=plain_len)
             except zstandard.ZstdError as exc:
-                raise CorruptObject(f"{label}: bad compressed data: {exc}") from None
+                raise CorruptObject(
+                    f"{_label(chunk_id, where)}: bad compressed data: {exc}"
+                ) from None
         if len(body) != plain_len:
-            raise CorruptObject(f"{label}: length {len(body)} != recorded {plain_len}")
+            raise CorruptObject(
+                f"{_label(chunk_id, where)}: length {len(body)} != recorded {plain_len}"
+            )
         if self.chunk_id(body) != chunk_id:
-            raise CorruptObject(f"{label}: content does not match its id")
+            raise CorruptObject(f"{_label(chunk_id, where)}: content does not match its id")
         return DecodedBlob(blob_type, body)
+
+
+def _label(chunk_id: bytes, where: str) -> str:
+    return f"chunk {chunk_id.hex()}" + (f" ({where})" if where else "")

@@ -34,7 +34,7 @@ class PackBuilder:
 
     def __init__(self, writer: ObjectWriter | None = None) -> None:
         self._writer = writer
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
         self._entries = bytearray()
         self._hasher = blake3.blake3(max_threads=1)
         self.size = 0
@@ -47,7 +47,7 @@ class PackBuilder:
     def writer(self) -> ObjectWriter | None:
         return self._writer
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes | bytearray) -> None:
         self._hasher.update(data)
         if self._writer is not None:
             self._writer.write(data)
@@ -55,7 +55,7 @@ class PackBuilder:
             self._parts.append(data)
         self.size += len(data)
 
-    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes) -> int:
+    def add(self, chunk_id: bytes, blob_type: int, plain_len: int, blob: bytes | bytearray) -> int:
         """Append a blob; returns its offset in the pack."""
         offset = self.size
         flags = blob[1]

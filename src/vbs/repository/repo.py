@@ -12,10 +12,10 @@ import json
 import os
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
+from vbs.direct_io import AlignedBuffer
 from vbs.errors import (
     BackupNotFound,
     ChunkMissing,
@@ -23,12 +23,10 @@ from vbs.errors import (
     CorruptObject,
     ObjectNotFound,
     RepositoryExists,
-    RepositoryNotFound,
-    WrongPassword,
 )
 from vbs.repository import format as fmt
 from vbs.repository import layout
-from vbs.repository.backends.base import Backend, ObjectWriter, StreamingBackend
+from vbs.repository.backends.base import Backend, ObjectWriter, RangeViewBackend, StreamingBackend
 from vbs.repository.crypto import BlobCodec, Sealer
 from vbs.repository.index import ChunkIndex, Location, parse_index_file, serialize_index_file
 from vbs.repository.keys import (
@@ -36,57 +34,12 @@ from vbs.repository.keys import (
     derive_project_keys,
     make_slot,
     open_project_keys,
-    open_slot,
     project_keys_plaintext,
 )
 from vbs.repository.manifest import ManifestRoot
+from vbs.repository.unlock import RepoConfig, unlock
 
 __all__ = ["ProjectStore", "RepoConfig", "Repository"]
-
-
-@dataclass(frozen=True)
-class RepoConfig:
-    """The plaintext ``config`` object. Format parameters live here and in
-    each manifest root, never in service settings."""
-
-    repo_id: str
-    chunk_size: int
-    pack_target: int
-    created: str
-    version: int = fmt.FORMAT_VERSION
-
-    def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "magic": fmt.CONFIG_MAGIC,
-                "version": self.version,
-                "id": self.repo_id,
-                "chunk_size": self.chunk_size,
-                "pack_target": self.pack_target,
-                "chunk_hash": "blake3-keyed-256",
-                "cipher": "aes-256-gcm",
-                "compression": "zstd",
-                "created": self.created,
-            },
-            indent=1,
-        ).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> RepoConfig:
-        try:
-            doc = json.loads(data)
-            if doc.get("magic") != fmt.CONFIG_MAGIC:
-                raise CorruptObject("config: not a VBS repository")
-            if doc.get("version") != fmt.FORMAT_VERSION:
-                raise CorruptObject(f"config: unsupported format version {doc.get('version')}")
-            return cls(
-                repo_id=str(doc["id"]),
-                chunk_size=int(doc["chunk_size"]),
-                pack_target=int(doc["pack_target"]),
-                created=str(doc["created"]),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptObject(f"config unreadable: {exc}") from None
 
 
 class Repository:
@@ -145,28 +98,8 @@ class Repository:
         passphrase: str | None = None,
         key_file_bytes: bytes | None = None,
     ) -> Repository:
-        try:
-            config = RepoConfig.decode(backend.get(layout.CONFIG))
-        except ObjectNotFound:
-            raise RepositoryNotFound(f"no repository at {backend.location}") from None
-        slots = [o.key for o in backend.list(layout.KEYS)]
-        if not slots:
-            raise CorruptObject("repository has no key slots")
-        last: Exception | None = None
-        for key in sorted(slots):
-            try:
-                master = open_slot(
-                    backend.get(key),
-                    config.repo_id,
-                    passphrase=passphrase,
-                    key_file_bytes=key_file_bytes,
-                )
-                return cls(backend, config, master)
-            except (WrongPassword, CorruptObject) as exc:
-                last = exc
-        if isinstance(last, CorruptObject):
-            raise last
-        raise WrongPassword("wrong passphrase or key file: no key slot opens")
+        config, master = unlock(backend, passphrase=passphrase, key_file_bytes=key_file_bytes)
+        return cls(backend, config, master)
 
     def add_key(
         self,
@@ -250,6 +183,21 @@ class ProjectStore:
 
     def read_pack_range(self, pack_hex: str, start: int, length: int) -> bytes:
         data = self.backend.get(layout.pack_key(self.project, pack_hex), start, length)
+        if len(data) != length:
+            raise CorruptObject(
+                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
+            )
+        return data
+
+    def read_pack_range_view(self, pack_hex: str, start: int, length: int,
+                             buf: AlignedBuffer) -> memoryview:
+        """Like :meth:`read_pack_range`, into the caller's reusable buffer when
+        the backend can (local: around the page cache); the view is valid until
+        ``buf`` is used again."""
+        if not isinstance(self.backend, RangeViewBackend):
+            return memoryview(self.read_pack_range(pack_hex, start, length))
+        data = self.backend.read_range_view(layout.pack_key(self.project, pack_hex), start,
+                                            length, buf)
         if len(data) != length:
             raise CorruptObject(
                 f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"

@@ -27,12 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vbs.fsutil import TEMP_PREFIX
 
+if TYPE_CHECKING:
+    from vbs.direct_io import AlignedBuffer
+
 __all__ = [
     "ObjectWriter",
+    "RangeViewBackend",
     "StreamingBackend",
     "MAX_KEY_BYTES",
     "MAX_SEGMENT_BYTES",
@@ -219,3 +223,15 @@ class StreamingBackend(Protocol):
     name is the hash of its content."""
 
     def open_writer(self) -> ObjectWriter: ...
+
+
+@runtime_checkable
+class RangeViewBackend(Protocol):
+    """Optional extension of :class:`Backend` for bulk range reads that are
+    read once (restore, verify): the bytes land in the caller's reusable
+    aligned buffer instead of a new ``bytes`` each time (local directories
+    read them with ``O_DIRECT``)."""
+
+    def read_range_view(
+        self, key: str, offset: int, length: int, buf: AlignedBuffer
+    ) -> memoryview: ...

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from vbs.direct_io import DirectDurableFile
+from vbs.direct_io import AlignedBuffer, DirectDurableFile, read_range_direct
 from vbs.errors import BackendError, ObjectNotFound, TransientBackendError
 from vbs.fsutil import DurableFile, atomic_write, fsync_dir, is_temp_name, makedirs_durable
 from vbs.repository.backends.base import ObjectInfo, validate_key, validate_prefix
@@ -109,6 +109,24 @@ class LocalBackend:
             return LocalObjectWriter(self, DirectDurableFile(self._root, mode=_FILE_MODE))
         except OSError as exc:
             raise _backend_error(exc, "put", "(stream)") from exc
+
+    def read_range_view(self, key: str, offset: int, length: int,
+                        buf: AlignedBuffer) -> memoryview:
+        """Optional protocol :class:`~vbs.repository.backends.base.RangeViewBackend`:
+        like ``get(key, offset, length)`` but read around the page cache into
+        the caller's reusable ``buf`` (see :func:`vbs.direct_io.read_range_direct`);
+        the view is valid until ``buf`` is used again."""
+        if offset < 0 or length < 0:
+            raise ValueError(f"offset and length must be >= 0, got {offset}, {length}")
+        path = self._path(key)
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise ObjectNotFound(f"local backend: no object {key!r} in {self._root}")
+            return read_range_direct(path, offset, length, buf)
+        except _NOT_AN_OBJECT as exc:
+            raise ObjectNotFound(f"local backend: no object {key!r} in {self._root}") from exc
+        except OSError as exc:
+            raise _backend_error(exc, "get", key) from exc
 
     def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
         path = self._path(key)
