@@ -37,6 +37,7 @@ __all__ = [
     "AlignedBuffer",
     "DirectDurableFile",
     "OffsetWriter",
+    "SourceReader",
     "direct_io_enabled",
     "read_range_direct",
 ]
@@ -160,6 +161,56 @@ def _pread_all(fd: int, view: memoryview, offset: int) -> int:
             break
         done += n
     return done
+
+
+class SourceReader:
+    """Reads a backup's source, around the page cache when it is known cold.
+
+    Why: a service backup reads a reflink snapshot made a moment ago. It
+    shares its blocks with the volume but not the volume's page cache (that
+    is per inode), so every page of it would be read from the disk into new
+    page-cache pages that nothing reads again; direct reads skip that kernel
+    work. A source that may be cached (any file given to ``vbs repo backup``,
+    a copied snapshot whose pages were just written) is read normally.
+    ``buffer`` gives buffers that suit either way (page-aligned when direct).
+    """
+
+    def __init__(self, fd: int, *, cold: bool = False) -> None:
+        self._fd = fd
+        self._dfd: int | None = None
+        if cold and direct_io_enabled():
+            try:  # through the descriptor: the path may have been swapped since
+                self._dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | _O_DIRECT)
+            except OSError as exc:
+                if not (_refused(exc) or exc.errno == errno.ENOENT):
+                    raise
+
+    @property
+    def direct(self) -> bool:
+        return self._dfd is not None
+
+    def buffer(self, size: int) -> bytearray | mmap.mmap:
+        if self._dfd is None:
+            return bytearray(size)
+        return mmap.mmap(-1, -(-size // ALIGN) * ALIGN)
+
+    def read_into(self, buf: bytearray | mmap.mmap, length: int, offset: int) -> int:
+        """Read ``length`` bytes at ``offset`` (aligned to ALIGN when direct) into
+        ``buf``; returns the bytes read (fewer only at the end of the source)."""
+        if self._dfd is not None:
+            span = -(-length // ALIGN) * ALIGN
+            try:
+                return min(_pread_all(self._dfd, memoryview(buf)[:span], offset), length)
+            except OSError as exc:
+                if not _refused(exc):
+                    raise
+                self.close()  # refused after all: buffered from here on
+        return os.preadv(self._fd, [memoryview(buf)[:length]], offset)
+
+    def close(self) -> None:
+        dfd, self._dfd = self._dfd, None
+        if dfd is not None:
+            os.close(dfd)
 
 
 class DirectDurableFile(DurableFile):

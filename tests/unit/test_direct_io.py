@@ -22,6 +22,7 @@ from vbs.direct_io import (
     AlignedBuffer,
     DirectDurableFile,
     OffsetWriter,
+    SourceReader,
     read_range_direct,
 )
 
@@ -256,3 +257,35 @@ def test_offset_writer_reports_a_failed_background_write(tmp_path: Path) -> None
                          timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "raised EFBIG"
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_source_reader_cold_and_warm_read_the_same(
+    dirs: list[Path], switch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VBS_DIRECT_IO", switch)
+    body = random.Random(12).randbytes(3 * STAGE + 5000)
+    seg = STAGE
+    for d in dirs:
+        path = d / "src"
+        path.write_bytes(body)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for cold in (False, True):
+                reader = SourceReader(fd, cold=cold)
+                if switch == "0" or not cold:
+                    assert not reader.direct
+                elif d is dirs[0] and _direct_supported(d):
+                    assert reader.direct
+                buf = reader.buffer(seg)
+                got = bytearray()
+                for pos in range(0, len(body), seg):
+                    length = min(seg, len(body) - pos)
+                    n = reader.read_into(buf, length, pos)
+                    assert n == length
+                    got += memoryview(buf)[:n]
+                reader.close()
+                assert bytes(got) == body
+        finally:
+            os.close(fd)
+        path.unlink()

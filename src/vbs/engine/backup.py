@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import mmap
 import os
 import queue
 import threading
@@ -38,6 +39,7 @@ from typing import cast
 
 import numpy as np
 
+from vbs.direct_io import SourceReader
 from vbs.errors import SourceError
 from vbs.repository import format as fmt
 from vbs.repository.backends.base import ObjectWriter
@@ -310,7 +312,7 @@ def _next_data(fd: int, pos: int, size: int) -> int:
 
 
 def _process_segment(
-    buf: bytearray | None,
+    buf: bytearray | mmap.mmap | None,
     length: int,
     chunk_size: int,
     codec: BlobCodec,
@@ -381,6 +383,7 @@ def backup(
     changes: ChangeSet | None = None,
     guard: GuardPolicy | None = None,
     source_name: str | None = None,
+    cold_source: bool = False,
 ) -> BackupResult:
     """Back up ``source`` (a file or block device) into ``store``.
 
@@ -395,6 +398,10 @@ def backup(
     parent's source) only the chunks intersecting them and a ``guard``
     sample of the others are read (:mod:`vbs.engine.changed`); a sampled
     mismatch falls back to a full read, reported in ``guard_message``.
+
+    ``cold_source`` says nothing has the source's pages in cache (a reflink
+    snapshot made for this backup): a full read then goes around the page
+    cache (:class:`vbs.direct_io.SourceReader`).
 
     ``workers`` is twice the core count of the machines we measure on: a
     worker also writes its pack (direct I/O, blocking until the device has
@@ -437,7 +444,7 @@ def backup(
                 page_ids = changed.page_ids
             else:
                 page_ids = _run_pipeline(fd, size, store, writer, counters, workers,
-                                         progress, cancel)
+                                         progress, cancel, cold_source)
             writer.finish()
         except BaseException:
             writer.abort()
@@ -491,6 +498,7 @@ def _run_pipeline(
     workers: int,
     progress: ProgressFn | None,
     cancel: CancelToken,
+    cold_source: bool = False,
 ) -> list[bytes]:
     chunk_size = store.chunk_size
     codec = store.codec
@@ -520,11 +528,12 @@ def _run_pipeline(
 
     pos = 0
     next_data = 0
-    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    reader = SourceReader(fd, cold=cold_source)
+    free: queue.SimpleQueue[bytearray | mmap.mmap] = queue.SimpleQueue()
     for _ in range(max_window + workers + 1):
-        free.put(bytearray(seg_len))
+        free.put(reader.buffer(seg_len))
 
-    def run(buf: bytearray | None, length: int) -> list[bytes]:
+    def run(buf: bytearray | mmap.mmap | None, length: int) -> list[bytes]:
         try:
             return _process_segment(buf, length, chunk_size, codec, writer, counters)
         finally:
@@ -539,11 +548,11 @@ def _run_pipeline(
                 length = min(seg_len, size - pos)
                 if next_data < pos:
                     next_data = _next_data(fd, pos, size)
-                buf: bytearray | None = None
+                buf: bytearray | mmap.mmap | None = None
                 if next_data < pos + length:
                     buf = free.get()
                     try:
-                        got = os.preadv(fd, [memoryview(buf)[:length]], pos)
+                        got = reader.read_into(buf, length, pos)
                     except OSError as exc:
                         raise SourceError(f"read error at offset {pos}: {exc.strerror}") from None
                     if got != length:
@@ -570,6 +579,8 @@ def _run_pipeline(
             for _, fut in window:
                 fut.cancel()
             raise
+        finally:
+            reader.close()
     if page:
         page_ids.append(_store_page(bytes(page), codec, writer, counters))
     if progress is not None:

@@ -182,12 +182,18 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             stats = dict(root.stats)
             tracking = root.meta.get("change_tracking", "none")
         except BackupNotFound:
+            cold = False
             if user_snapshot:
                 with rt.db.session() as s:
                     path = snapshot_path(rt.driver, get_snapshot(s, project_id, user_snapshot))
             else:
                 internal_snapshot = _internal_snapshot(rt, ctx, project_id, volume_id)
                 path = rt.driver.snapshot_path(internal_snapshot)
+                with rt.db.session() as s:
+                    made = get_snapshot(s, project_id, internal_snapshot, include_internal=True)
+                # A fresh reflink clone has none of the volume's page cache:
+                # read it around the cache (a fresh copy's pages are cached).
+                cold = made.method == "reflink"
             if job.resumed:
                 adopted = adopt_unindexed_packs(store, min_age_seconds=rt.adopt_min_age)
                 if adopted.packs:
@@ -210,7 +216,7 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
                 store, path, backup_id=backup_id, name=name, source_id=volume_id,
                 parent_id=parent_id, meta={"volume_id": volume_id, RECORD_META: record},
                 progress=ctx.progress, cancel=ctx.cancel, workers=rt.engine_workers,
-                changes=changes, guard=rt.guard,
+                changes=changes, guard=rt.guard, cold_source=cold,
             )
             stats = result.stats.as_dict()
             tracking, guard_message = result.change_tracking, result.guard_message
