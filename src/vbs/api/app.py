@@ -27,6 +27,7 @@ from vbs.api.docs import install_docs
 from vbs.api.errors import install_error_handlers
 from vbs.api.metrics import install_metrics
 from vbs.api.openapi import install_openapi
+from vbs.api.token_cache import RevocationCounter, TokenCache
 from vbs.config import Settings
 from vbs.db.session import Database
 from vbs.logging_setup import GLOBAL_REQUEST_ID, REQUEST_ID
@@ -57,6 +58,11 @@ class AppContext:
     export_server: Any | None = None
     """The running :class:`vbs.export.NbdServer` of this process (None: exports
     are not served here, and creating one answers 503)."""
+    revocations: RevocationCounter | None = None
+    """Shared with the sibling processes of ``vbs serve --processes N``, so a
+    token revoked in one is forgotten by all (:mod:`vbs.api.token_cache`)."""
+    token_cache: TokenCache | None = None
+    """Set by :func:`create_app` from ``auth.token_cache_seconds``."""
 
 
 def get_context(request: Request) -> AppContext:
@@ -138,6 +144,9 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
         redoc_url=None,
     )
     app.state.ctx = ctx
+    if ctx.token_cache is None:
+        ctx.token_cache = TokenCache(ctx.settings.auth.token_cache_seconds,
+                                     revocations=ctx.revocations)
     install_docs(app)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=ctx.settings.server.max_body_bytes)

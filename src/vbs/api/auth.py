@@ -140,9 +140,19 @@ _FLAVORS: dict[AuthFlavor, _Codes] = {
 
 
 def authenticate(ctx: AppContext, token: str | None) -> TokenInfo:
-    """Validate a bearer token against the database (raises TokenNotValid)."""
+    """Validate a bearer token (raises TokenNotValid): from the process's
+    :class:`~vbs.api.token_cache.TokenCache` when it validated moments ago,
+    else against the database."""
+    cache = ctx.token_cache
+    if token and cache is not None:
+        cached = cache.get(token)
+        if cached is not None:
+            return cached
     with ctx.db.session() as session:
-        return validate_token(session, token)
+        info = validate_token(session, token)
+    if token and cache is not None:
+        cache.put(token, info)
+    return info
 
 
 def principal_dependency(flavor: AuthFlavor) -> Callable[..., Principal]:

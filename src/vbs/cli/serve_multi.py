@@ -8,7 +8,9 @@ of memory) is replaced after a second; SIGTERM/SIGINT is forwarded to every
 child, which finishes its requests (uvicorn graceful shutdown), stops its
 background roles (jobs handed back) and exits; the parent exits when all
 have. Each child builds its own database engine, repository client, app and
-runtime, and logs ``vbs api... ready`` when it serves.
+runtime, and logs ``vbs api... ready`` when it serves. The children share one
+thing: the token revocation counter (:mod:`vbs.api.token_cache`), so a token
+revoked through one process stops working in all of them at once.
 
 The kernel spreads connections over the children accepting on the shared
 socket. A request in flight in a child that is killed is lost to its client
@@ -33,7 +35,7 @@ log = logging.getLogger("vbs.process")
 
 
 def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.socket,
-           number: int) -> int:
+           number: int, revocations: Any) -> int:
     import uvicorn
 
     from vbs.bootstrap import build_app, build_runtime, open_repository
@@ -44,7 +46,7 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     db = Database(settings.database.url)
     repository = open_repository(settings)
-    app = build_app(settings, db, repository)
+    app = build_app(settings, db, repository, revocations)
     # One NBD listener per host: process 0 serves every export (the catalog
     # is the database, so it serves those the other processes recorded too).
     runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
@@ -74,12 +76,12 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
 
 
 def _spawn(settings: Any, args: argparse.Namespace, roles: str, sock: socket.socket,
-           number: int) -> int:
+           number: int, revocations: Any) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            code = _child(settings, args, roles, sock, number)
+            code = _child(settings, args, roles, sock, number, revocations)
         except BaseException:  # noqa: BLE001 - report, then leave the child
             log.exception("api process %d crashed", number)
         finally:
@@ -90,6 +92,7 @@ def _spawn(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
 
 def serve_processes(settings: Any, args: argparse.Namespace, roles: str) -> int:
     """Run ``args.processes`` API processes on one port until SIGTERM/SIGINT."""
+    from vbs.api.token_cache import RevocationCounter
     from vbs.cli.roles import mark_ready, unmark_ready
 
     sock = socket.socket(socket.AF_INET6 if ":" in settings.server.host else socket.AF_INET)
@@ -109,8 +112,10 @@ def serve_processes(settings: Any, args: argparse.Namespace, roles: str) -> int:
     children: dict[int, int] = {}
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # Mapped before the first fork, so every child (respawned ones too) shares it.
+    revocations = RevocationCounter()
     for number in range(args.processes):
-        children[_spawn(settings, args, roles, sock, number)] = number
+        children[_spawn(settings, args, roles, sock, number, revocations)] = number
     mark_ready(args.ready_file, roles, processes=args.processes,
                pids=",".join(str(p) for p in children),
                listen=f"{settings.server.host}:{settings.server.port}")
@@ -131,7 +136,7 @@ def serve_processes(settings: Any, args: argparse.Namespace, roles: str) -> int:
                         _status(status))
             time.sleep(1.0)
             if not stopping:
-                children[_spawn(settings, args, roles, sock, number)] = number
+                children[_spawn(settings, args, roles, sock, number, revocations)] = number
     finally:
         unmark_ready(args.ready_file)
         sock.close()
