@@ -27,6 +27,7 @@ from vbs.api.docs import install_docs
 from vbs.api.errors import install_error_handlers
 from vbs.api.metrics import install_metrics
 from vbs.api.openapi import install_openapi
+from vbs.api.responses import OrjsonResponse
 from vbs.api.token_cache import RevocationCounter, TokenCache
 from vbs.config import Settings
 from vbs.db.session import Database
@@ -142,6 +143,7 @@ def create_app(ctx: AppContext, *, extra_routers: Sequence[str] = ()) -> FastAPI
         openapi_url="/openapi.json",
         docs_url=None,  # served offline by vbs.api.docs
         redoc_url=None,
+        default_response_class=OrjsonResponse,
     )
     app.state.ctx = ctx
     if ctx.token_cache is None:

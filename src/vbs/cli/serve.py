@@ -14,11 +14,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from vbs.errors import ConfigError, VbsError
 
-__all__ = ["register", "run"]
+__all__ = ["UVICORN_HTTP", "UVICORN_LOOP", "register", "run"]
+
+UVICORN_LOOP: Final = "uvloop"
+UVICORN_HTTP: Final = "httptools"
+"""uvicorn's C event loop and HTTP parser (both dependencies), named rather than
+left to ``auto`` so a broken install fails at start instead of quietly serving
+on asyncio + h11, which cost ~1 ms more per request (docs/operations.md)."""
 
 
 def register(subparsers: Any) -> None:
@@ -154,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn's access log with lines that carry the request id.
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port,
                             log_level=settings.logging.level, log_config=None,
-                            access_log=False)
+                            access_log=False, loop=UVICORN_LOOP, http=UVICORN_HTTP)
     uv = uvicorn.Server(config)
     ready = _announce_when_started(uv, args.ready_file, roles, settings)
     try:

@@ -40,6 +40,7 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
 
     from vbs.bootstrap import build_app, build_runtime, open_repository
     from vbs.cli.roles import mark_ready
+    from vbs.cli.serve import UVICORN_HTTP, UVICORN_LOOP
     from vbs.db.session import Database
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -54,7 +55,8 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
     runtime.start()
     server = uvicorn.Server(uvicorn.Config(app, fd=sock.fileno(),
                                           log_level=settings.logging.level, log_config=None,
-                                          access_log=False))
+                                          access_log=False, loop=UVICORN_LOOP,
+                                          http=UVICORN_HTTP))
 
     import threading
 
