@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,7 +34,9 @@ from vbs.config import Settings
 from vbs.db.session import Database
 from vbs.logging_setup import GLOBAL_REQUEST_ID, REQUEST_ID
 
-__all__ = ["AppContext", "create_app", "get_context", "public_base_url"]
+__all__ = ["AppContext", "create_app", "get_context", "public_base_url", "run_read"]
+
+T = TypeVar("T")
 
 _REQUEST_ID_RE = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -70,6 +73,23 @@ def get_context(request: Request) -> AppContext:
     """FastAPI dependency: the app's :class:`AppContext`."""
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def run_read(ctx: AppContext, work: Callable[[], T]) -> T:
+    """The bridge from an async read-only handler to the synchronous service layer.
+
+    On SQLite ``work`` runs inline on the event loop: a WAL reader never
+    waits for a writer's lock and the query is CPU in this process, so a
+    thread hop only added the hop and GIL contention between the pool's
+    threads (at 8 concurrent list requests a page cost 14 ms of CPU in the
+    pool against 9 ms one at a time). On PostgreSQL a query waits on the
+    network, so ``work`` goes to the thread pool and the loop serves others
+    meanwhile. Only for handlers that read (a write may wait for SQLite's
+    lock for up to its busy timeout); sync handlers keep FastAPI's own bridge.
+    """
+    if ctx.db.is_sqlite:
+        return work()
+    return await run_in_threadpool(work)
 
 
 def public_base_url(request: Request) -> str:
