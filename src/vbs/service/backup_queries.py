@@ -61,7 +61,7 @@ from vbs.service.backup_records import (
     BackupRecord,
     Family,
     backup_record,
-    dependent_parents,
+    has_dependents_column,
     record_from_values,
 )
 from vbs.service.backup_rules import (
@@ -135,8 +135,8 @@ class NewVolumeRestore:
 
 
 _RECORD_COLUMNS = tuple(getattr(Backup, key) for key in RECORD_COLUMNS)
-"""Every mapped attribute in :data:`RECORD_COLUMNS` order: a result row goes
-straight to :func:`record_from_values`."""
+"""Every mapped attribute in :data:`RECORD_COLUMNS` order: a page row is these
+plus ``has_dependents_column()``, and goes straight to :func:`record_from_values`."""
 
 _FILTER_COLUMNS: Mapping[str, Any] = {
     "name": Backup.name, "status": Backup.status, "volume_id": Backup.volume_id,
@@ -207,7 +207,8 @@ def _page_statements(sort_key: str, sort_dir: str, keyset: bool,
     for visible in (Backup.project_id == project, shared_with_clause(project)):
         branch = _with_filters(select(Backup.id).where(visible, *terms), filters)
         branches.append(select(branch.order_by(*order).limit(want).subquery().c.id))
-    page = (select(*_RECORD_COLUMNS).where(Backup.id.in_(union_all(*branches)))
+    page = (select(*_RECORD_COLUMNS, has_dependents_column())
+            .where(Backup.id.in_(union_all(*branches)))
             .order_by(*order).offset(bindparam("offset", type_=Integer))
             .limit(bindparam("limit", type_=Integer)))
     marker = select(key).where(Backup.id == bindparam("marker_id", type_=String),
@@ -245,9 +246,7 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
     # Plain rows, not ORM instances: a page is read-only, and building 100
     # tracked Backup objects cost more than the query itself.
     rows = session.execute(statements.page, params).all()
-    shown = rows[: page.limit]
-    parents = dependent_parents(session, [r[0] for r in shown])
-    items = tuple(record_from_values(r, r[0] in parents) for r in shown)
+    items = tuple(record_from_values(r[:-1], bool(r[-1])) for r in rows[: page.limit])
     return BackupPage(items, len(rows) > page.limit, count)
 
 

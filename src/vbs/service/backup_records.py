@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session, aliased, object_session
 
 from vbs.db.models_backups import Backup
 from vbs.errors import ServiceError
@@ -28,6 +28,7 @@ __all__ = [
     "Family",
     "backup_record",
     "dependent_parents",
+    "has_dependents_column",
     "record_from_values",
     "refuse",
 ]
@@ -94,6 +95,11 @@ class BackupRecord:
 _GONE = ("deleting", "deleted", "error")
 
 
+def _dependent(child: Any) -> tuple[ColumnElement[bool], ...]:
+    """``child`` counts as a dependent of its parent (the one rule for both forms below)."""
+    return (child.is_incremental.is_(True), child.status.not_in(_GONE))
+
+
 def dependent_parents(session: Session, backup_ids: Iterable[str]) -> set[str]:
     """Which of ``backup_ids`` have an incremental backup taken on top of them."""
     ids = list(backup_ids)
@@ -101,10 +107,17 @@ def dependent_parents(session: Session, backup_ids: Iterable[str]) -> set[str]:
         return set()
     rows = session.execute(
         select(Backup.parent_id).distinct()
-        .where(Backup.parent_id.in_(ids), Backup.is_incremental.is_(True),
-               Backup.status.not_in(_GONE))
+        .where(Backup.parent_id.in_(ids), *_dependent(Backup))
     )
     return {str(pid) for (pid,) in rows}
+
+
+def has_dependents_column() -> ColumnElement[bool]:
+    """SQL for "this ``Backup`` row has a dependent", to select next to
+    :data:`RECORD_COLUMNS`: a page learns it in its own query (one
+    ``ix_backups_parent_id`` probe a row) instead of a second one."""
+    child = aliased(Backup)
+    return exists().where(child.parent_id == Backup.id, *_dependent(child))
 
 
 _COPIED = (
