@@ -61,3 +61,14 @@ def test_non_ascii_is_utf8_and_round_trips() -> None:
     assert json.loads(body) == json.loads(_stdlib(BODIES[0]))
     assert json.loads(body)["backup"]["updated_at"] is None
     assert json.loads(body)["backup"]["created_at"] == "2024-03-05T10:15:42.123456"
+
+
+def test_json_columns_read_back_what_either_encoder_wrote() -> None:
+    from vbs.db.session import load_json
+
+    assert load_json('{"a": "\u00e9", "n": null, "l": [1, 2.5]}') == {"a": "\u00e9", "n": None,
+                                                                       "l": [1, 2.5]}
+    nan = load_json(json.dumps({"x": float("nan"), "y": float("inf")}))
+    assert nan["x"] != nan["x"] and nan["y"] == float("inf")
+    with pytest.raises(ValueError):
+        load_json("{not json")
