@@ -53,10 +53,12 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
     runtime = build_runtime(settings, app.state.ctx, workers=not args.no_worker,
                             scheduler=not args.no_scheduler, exports=number == 0)
     runtime.start()
-    server = uvicorn.Server(uvicorn.Config(app, fd=sock.fileno(),
-                                          log_level=settings.logging.level, log_config=None,
-                                          access_log=False, loop=UVICORN_LOOP,
-                                          http=UVICORN_HTTP))
+    # The socket itself, not uvicorn's ``fd=``: uvicorn takes an fd for an AF_UNIX
+    # socket, so accepted TCP connections never got TCP_NODELAY and every small
+    # reply waited ~40 ms for the client's delayed ACK (Nagle).
+    server = uvicorn.Server(uvicorn.Config(app, log_level=settings.logging.level,
+                                          log_config=None, access_log=False,
+                                          loop=UVICORN_LOOP, http=UVICORN_HTTP))
 
     import threading
 
@@ -69,7 +71,7 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
 
     threading.Thread(target=announce, daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         runtime.stop()
         repository.backend.close()
