@@ -41,7 +41,7 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
 
     from vbs.bootstrap import build_app, build_runtime, open_repository
     from vbs.cli.roles import mark_ready
-    from vbs.cli.serve import UVICORN_HTTP, UVICORN_LOOP
+    from vbs.cli.serve import UVICORN_HTTP, UVICORN_LOOP, freeze_startup_heap
     from vbs.db.session import Database
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -71,6 +71,7 @@ def _child(settings: Any, args: argparse.Namespace, roles: str, sock: socket.soc
                        listen=f"{settings.server.host}:{settings.server.port}")
 
     threading.Thread(target=announce, daemon=True).start()
+    freeze_startup_heap()
     try:
         server.run(sockets=[sock])
     finally:
