@@ -33,7 +33,8 @@ Load generators (``--client``):
   CPU per request as the server's whole budget (its per-request machinery in
   Python, in 8 threads fighting for one GIL), so with it on 2 cores the
   latencies mostly measured the client. The raw client spends its CPU on
-  the JSON check of each body, nothing else. A request's latency is taken
+  the JSON check of each body (orjson: a 100-item page parses in ~0.15 ms
+  instead of ~0.5 ms), nothing else. A request's latency is taken
   when its last body byte is read, before the check.
 * ``httpx``: ``--concurrency`` threads each with its own keep-alive
   ``httpx.Client``, as a stock Python client would call.
@@ -75,6 +76,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -275,13 +277,13 @@ def _fail(what: str, status: int, body: bytes) -> None:
 
 def _page_check(expected: int) -> Check:
     def check(status: int, body: bytes) -> None:
-        if status != 200 or len(json.loads(body)["backups"]) != expected:
+        if status != 200 or len(orjson.loads(body)["backups"]) != expected:
             _fail("list", status, body)
     return check
 
 
 def _show_check(status: int, body: bytes) -> None:
-    if status != 200 or json.loads(body)["backup"]["status"] != "available":
+    if status != 200 or orjson.loads(body)["backup"]["status"] != "available":
         _fail("show", status, body)
 
 
