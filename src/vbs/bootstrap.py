@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from vbs.api.app import AppContext, create_app
+from vbs.api.token_cache import RevocationCounter
 from vbs.config import Settings
 from vbs.db.base import utcnow
 from vbs.db.migrate import upgrade
@@ -135,8 +136,10 @@ def open_repository(settings: Settings) -> Repository:
 
 
 def build_context(settings: Settings, db: Database | None = None,
-                  repository: Repository | None = None) -> AppContext:
-    """The API's context: database, volume store, repository, policy port."""
+                  repository: Repository | None = None,
+                  revocations: RevocationCounter | None = None) -> AppContext:
+    """The API's context: database, volume store, repository, policy port;
+    ``revocations`` is shared by the processes of ``vbs serve --processes N``."""
     from vbs.service.backup_port import ServiceBackupPort
     from vbs.volumes import FileVolumeDriver
 
@@ -147,13 +150,15 @@ def build_context(settings: Settings, db: Database | None = None,
         volume_driver=FileVolumeDriver(settings.volumes.root),
         repository=repository,
         backup_port=ServiceBackupPort(settings),
+        revocations=revocations,
     )
 
 
 def build_app(settings: Settings, db: Database | None = None,
-              repository: Repository | None = None) -> FastAPI:
+              repository: Repository | None = None,
+              revocations: RevocationCounter | None = None) -> FastAPI:
     """Context plus app, for ``vbs serve`` and in-process tests."""
-    return create_app(build_context(settings, db, repository))
+    return create_app(build_context(settings, db, repository, revocations))
 
 
 def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,

@@ -135,6 +135,10 @@ class ChangeTrackingSettings(_Section):
 
 class AuthSettings(_Section):
     token_ttl_seconds: int = Field(default=86400, ge=60)
+    token_cache_seconds: float = Field(default=2.0, ge=0, le=300)
+    """How long an API process trusts a token it validated (vbs.api.token_cache):
+    the bound on seeing a revocation made on another host or a disabled user;
+    0 validates every request against the database."""
     login_max_failures_per_user: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=60, ge=1)

@@ -383,3 +383,37 @@ def test_admin_created_project_user_can_log_in(server: RunningServer) -> None:
     missing = server.cli("admin", "user", "create", "dan", "--password", "x",
                          "--project", "nope")
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_revoked_token_fails_at_once_in_every_process(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``vbs serve --processes 2``: both processes cached the token; revoking it
+    through a third connection turns it away in both (vbs.api.token_cache)."""
+    srv = start_server(tmp_path_factory.mktemp("vbs-revoke"), probe_routes=True,
+                       args=("--processes", "2"))
+    clients: dict[int, httpx.Client] = {}
+    try:
+        subject = srv.login().headers["X-Subject-Token"]
+        probe = f"{srv.base_url}/v3/{srv.project_id(subject)}/backups/{PROBE}"
+        for _ in range(200):  # one keep-alive connection held by each process
+            client = httpx.Client(headers={"X-Auth-Token": subject}, timeout=30)
+            answer = client.get(probe)
+            assert answer.status_code == 200, answer.text
+            owner = answer.json()["pid"]
+            if owner in clients:
+                client.close()
+            else:
+                clients[owner] = client
+            if len(clients) == 2:
+                break
+        if len(clients) < 2:
+            pytest.skip("the kernel handed every connection to one process")
+        revoke = httpx.delete(srv.auth_url + "/auth/tokens", headers={
+            "X-Auth-Token": srv.token(), "X-Subject-Token": subject})
+        assert revoke.status_code == 204
+        for owner, client in clients.items():
+            assert client.get(probe).status_code == 401, f"process {owner} still accepts it"
+    finally:
+        for client in clients.values():
+            client.close()
+        srv.stop()

@@ -77,7 +77,7 @@ PROBE = "vbs-test-probe"
 
 def _who(p: Principal) -> dict[str, Any]:
     return {"user_id": p.user_id, "project_id": p.project_id, "roles": sorted(p.roles),
-            "is_admin": p.is_admin}
+            "is_admin": p.is_admin, "pid": os.getpid()}  # pid: which --processes child
 
 
 class _ProbeBackup(BaseModel):
@@ -250,8 +250,9 @@ def start_server(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
     startup_timeout: float = 60.0,
+    args: tuple[str, ...] = (),
 ) -> RunningServer:
-    """Start ``vbs serve`` on a free port with a fresh data dir under ``workdir``.
+    """Start ``vbs serve ARGS`` on a free port with a fresh data dir under ``workdir``.
 
     ``admin_password=None`` leaves ``VBS_ADMIN_PASSWORD`` unset, so the server
     generates one; it is then read back from ``DATA_DIR/admin-password``.
@@ -272,7 +273,7 @@ def start_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, "serve", "--data-dir", str(data_dir),
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *args],
             cwd=REPO_ROOT, env=_env(extra), stdout=log, stderr=subprocess.STDOUT,
         )
     server = RunningServer(

@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from vbs.api.app import AppContext
 from vbs.errors import ServiceError
@@ -140,26 +141,42 @@ _FLAVORS: dict[AuthFlavor, _Codes] = {
 
 
 def authenticate(ctx: AppContext, token: str | None) -> TokenInfo:
-    """Validate a bearer token against the database (raises TokenNotValid)."""
+    """Validate a bearer token (raises TokenNotValid): from the process's
+    :class:`~vbs.api.token_cache.TokenCache` when it validated moments ago,
+    else against the database."""
+    cache = ctx.token_cache
+    if token and cache is not None:
+        cached = cache.get(token)
+        if cached is not None:
+            return cached
     with ctx.db.session() as session:
-        return validate_token(session, token)
+        info = validate_token(session, token)
+    if token and cache is not None:
+        cache.put(token, info)
+    return info
 
 
-def principal_dependency(flavor: AuthFlavor) -> Callable[..., Principal]:
+def principal_dependency(flavor: AuthFlavor) -> Callable[..., Awaitable[Principal]]:
     """Build a FastAPI dependency yielding a :class:`Principal` for ``flavor``.
 
-    The dependency is synchronous on purpose: FastAPI runs it in the thread
-    pool, so the database lookup never blocks the event loop.
+    The dependency runs on the event loop: a token in the process's cache
+    costs no thread hop (a sync dependency cost one, ~0.2 ms of CPU and a
+    wait for a pool thread); a token that needs the database is validated in
+    the thread pool, so the query never blocks the loop.
     """
     codes = _FLAVORS[flavor]
 
-    def dependency(
+    async def dependency(
         request: Request,
         x_auth_token: Annotated[str | None, Header(alias="X-Auth-Token")] = None,
     ) -> Principal:
         ctx: AppContext = request.app.state.ctx
         try:
-            principal = Principal.from_token(authenticate(ctx, x_auth_token))
+            cached = (ctx.token_cache.get(x_auth_token)
+                      if x_auth_token and ctx.token_cache is not None else None)
+            info = (cached if cached is not None
+                    else await run_in_threadpool(authenticate, ctx, x_auth_token))
+            principal = Principal.from_token(info)
         except TokenNotValid as exc:
             code = {"missing": codes.missing, "expired": codes.expired}.get(
                 exc.reason, codes.invalid

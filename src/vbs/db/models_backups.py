@@ -55,6 +55,7 @@ class Backup(Base):
         Index("ix_backups_project_id_status", "project_id", "status"),
         Index("ix_backups_volume_id_status", "volume_id", "status"),
         Index("ix_backups_policy_id", "policy_id"),
+        Index("ix_backups_parent_id", "parent_id"),  # has_dependent_backups (backups_0003)
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -32,22 +32,37 @@ Decisions:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
 from vbs.service.access import writable_backup
 from vbs.service.backup_records import (
+    RECORD_COLUMNS,
     BackupRecord,
     Family,
     backup_record,
-    dependent_parents,
+    has_dependents_column,
+    record_from_values,
 )
 from vbs.service.backup_rules import (
     METADATA_MIN_VERSION,
@@ -119,28 +134,86 @@ class NewVolumeRestore:
     volume: VolumeRecord
 
 
-_RECORD_COLUMNS = tuple(
-    getattr(Backup, attr.key).label(attr.key) for attr in Backup.__mapper__.column_attrs
-)
-"""Every mapped attribute, labelled with its attribute name (``meta``, not the
-column's ``metadata``), so a result row reads like a ``Backup``."""
+_RECORD_COLUMNS = tuple(getattr(Backup, key) for key in RECORD_COLUMNS)
+"""Every mapped attribute in :data:`RECORD_COLUMNS` order: a page row is these
+plus ``has_dependents_column()``, and goes straight to :func:`record_from_values`."""
+
+_FILTER_COLUMNS: Mapping[str, Any] = {
+    "name": Backup.name, "status": Backup.status, "volume_id": Backup.volume_id,
+}
 
 
-def _filtered(project_id: str, f: BackupFilters) -> Select[Backup]:
-    return _with_filters(select(Backup).where(visible_backups_clause(project_id)), f)
+def _filter_params(f: BackupFilters) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Which filters are set (the statement's shape) and their bound values.
+
+    Substring filters are case-insensitive ``LIKE '%value%'`` with ``%``,
+    ``_`` and ``/`` escaped by ``/`` (what SQLAlchemy's ``autoescape`` does,
+    but bound, so the statement can be reused).
+    """
+    names: list[str] = []
+    params: dict[str, Any] = {}
+    for field in _FILTER_COLUMNS:
+        exact, like = getattr(f, field), getattr(f, field + "_like")
+        if exact is not None:
+            names.append(field)
+            params[f"f_{field}"] = exact
+        if like is not None:
+            names.append(field + "_like")
+            escaped = like.lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+            params[f"f_{field}_like"] = f"%{escaped}%"
+    return tuple(names), params
 
 
-def _with_filters(query: Select[Any], f: BackupFilters) -> Select[Any]:
-    exact = ((Backup.name, f.name), (Backup.status, f.status), (Backup.volume_id, f.volume_id))
-    for column, value in exact:
-        if value is not None:
-            query = query.where(column == value)
-    like = ((Backup.name, f.name_like), (Backup.status, f.status_like),
-            (Backup.volume_id, f.volume_id_like))
-    for column, value in like:
-        if value is not None:
-            query = query.where(func.lower(column).contains(value.lower(), autoescape=True))
+def _with_filters(query: Select[Any], names: tuple[str, ...]) -> Select[Any]:
+    for name in names:
+        if name.endswith("_like"):
+            column = _FILTER_COLUMNS[name.removesuffix("_like")]
+            query = query.where(func.lower(column).like(bindparam(f"f_{name}"), escape="/"))
+        else:
+            query = query.where(_FILTER_COLUMNS[name] == bindparam(f"f_{name}"))
     return query
+
+
+@dataclass(frozen=True, slots=True)
+class _PageStatements:
+    page: Select[Any]
+    marker: Select[Any]
+
+
+@functools.lru_cache(maxsize=512)
+def _page_statements(sort_key: str, sort_dir: str, keyset: bool,
+                     filters: tuple[str, ...]) -> _PageStatements:
+    """The statements of one page *shape*, built once and reused with new
+    parameters: building the union and computing its cache key cost 1 ms a
+    page, more than SQLite's work. Parameters: ``project_id``, ``want``,
+    ``offset``, ``limit``, the filters' ``f_*`` and, with ``keyset``,
+    ``marker_id`` and ``marker_value`` (the marker row's sort key)."""
+    key = _SORT_COLUMNS[sort_key]
+    project = bindparam("project_id", type_=String)
+    terms: list[ColumnElement[bool]] = []
+    if keyset:
+        mid = bindparam("marker_id", type_=String)
+        value: BindParameter[Any] = bindparam("marker_value")
+        # The plain range term is redundant but lets the planner seek the index to
+        # the marker instead of filtering every row before it.
+        if sort_dir == "asc":
+            terms = [key >= value, or_(key > value, and_(key == value, Backup.id > mid))]
+        else:
+            terms = [key <= value, or_(key < value, and_(key == value, Backup.id < mid))]
+    order = ((key.asc(), Backup.id.asc()) if sort_dir == "asc"
+             else (key.desc(), Backup.id.desc()))
+    want = bindparam("want", type_=Integer)
+    branches = []
+    for visible in (Backup.project_id == project, shared_with_clause(project)):
+        branch = _with_filters(select(Backup.id).where(visible, *terms), filters)
+        branches.append(select(branch.order_by(*order).limit(want).subquery().c.id))
+    page = (select(*_RECORD_COLUMNS, has_dependents_column())
+            .where(Backup.id.in_(union_all(*branches)))
+            .order_by(*order).offset(bindparam("offset", type_=Integer))
+            .limit(bindparam("limit", type_=Integer)))
+    marker = select(key).where(Backup.id == bindparam("marker_id", type_=String),
+                               visible_backups_clause(project))
+    return _PageStatements(page, marker)
 
 
 def list_backups(session: Session, project_id: str, query: NativeListQuery) -> BackupPage:
@@ -156,41 +229,26 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
     page (114 ms at 10 000 backups, against 5 ms for the branch walk).
     """
     page = query.page
+    names, params = _filter_params(query.filters)
+    params["project_id"] = project_id
     count = None
     if query.with_count:
-        base = _filtered(project_id, query.filters)
-        count = session.scalar(select(func.count()).select_from(base.order_by(None).subquery()))
-    key = _SORT_COLUMNS[page.sort_key]
-    keyset: list[ColumnElement[bool]] = []
+        base = _with_filters(select(Backup.id).where(visible_backups_clause(project_id)), names)
+        count = session.scalar(select(func.count()).select_from(base.subquery()), params)
+    statements = _page_statements(page.sort_key, page.sort_dir, page.marker is not None, names)
     if page.marker is not None:
-        mid = page.marker.lower()
-        found = session.execute(
-            select(key).where(Backup.id == mid, visible_backups_clause(project_id))
-        ).first()
+        params["marker_id"] = page.marker.lower()
+        found = session.execute(statements.marker, params).first()
         if found is None:
             fail(NATIVE_BAD_REQUEST, f"Marker {page.marker} could not be found.")
-        value = found[0]
-        # The plain range term is redundant but lets the planner seek the index to
-        # the marker instead of filtering every row before it.
-        if page.sort_dir == "asc":
-            keyset = [key >= value, or_(key > value, and_(key == value, Backup.id > mid))]
-        else:
-            keyset = [key <= value, or_(key < value, and_(key == value, Backup.id < mid))]
-    order = ((key.asc(), Backup.id.asc()) if page.sort_dir == "asc"
-             else (key.desc(), Backup.id.desc()))
-    want = page.offset + page.limit + 1
-    branches = []
-    for visible in (Backup.project_id == project_id, shared_with_clause(project_id)):
-        branch = _with_filters(select(Backup.id).where(visible, *keyset), query.filters)
-        branches.append(select(branch.order_by(*order).limit(want).subquery().c.id))
-    stmt = (select(*_RECORD_COLUMNS).where(Backup.id.in_(union_all(*branches)))
-            .order_by(*order).offset(page.offset).limit(page.limit + 1))
+        params["marker_value"] = found[0]
+    params.update(want=page.offset + page.limit + 1, offset=page.offset, limit=page.limit + 1)
     # Plain rows, not ORM instances: a page is read-only, and building 100
-    # tracked Backup objects cost more than the query itself.
-    rows = session.execute(stmt).all()
-    shown = rows[: page.limit]
-    parents = dependent_parents(session, [r.id for r in shown])
-    items = tuple(backup_record(cast(Backup, r), r.id in parents) for r in shown)
+    # tracked Backup objects cost more than the query itself. Executed on the
+    # session's connection (same transaction): the ORM result layer cost
+    # another 0.2 ms a page for rows it would pass through unchanged.
+    rows = session.connection().execute(statements.page, params).all()
+    items = tuple(record_from_values(r[:-1], bool(r[-1])) for r in rows[: page.limit])
     return BackupPage(items, len(rows) > page.limit, count)
 
 

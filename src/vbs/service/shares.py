@@ -182,12 +182,13 @@ def parse_share_filters(query: Mapping[str, str]) -> ShareFilters:
 # --------------------------------------------------------------------------- visibility
 
 
-def shared_with_clause(project_id: str) -> ColumnElement[bool]:
-    """``Backup.id`` is shared with ``project_id`` (a WHERE clause on ``backups``)."""
+def shared_with_clause(project_id: str | ColumnElement[str]) -> ColumnElement[bool]:
+    """``Backup.id`` is shared with ``project_id`` (a WHERE clause on ``backups``;
+    the project may be a bound parameter of a reused statement)."""
     return Backup.id.in_(select(Share.backup_id).where(Share.to_project_id == project_id))
 
 
-def visible_backups_clause(project_id: str) -> ColumnElement[bool]:
+def visible_backups_clause(project_id: str | ColumnElement[str]) -> ColumnElement[bool]:
     """Backups ``project_id`` sees in its native lists: its own plus those shared with it.
 
     A shared-in row is recognisable by ``Backup.project_id != project_id``;

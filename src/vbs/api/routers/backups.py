@@ -19,6 +19,8 @@ POST     ``/backups/{id}/restore``       202 ``{"restore": {backup_id, volume_id
 =======  ==============================  ================================================
 
 ``/backups/detail`` is registered before ``/backups/{id}`` (vbs-api §2.4).
+The reads (lists, show) are async handlers bridged by
+:func:`vbs.api.app.run_read`; the writes stay sync (FastAPI's thread pool).
 The backup and restore themselves run as jobs; native callers watch the
 backup's ``status`` (no ``job_id`` is returned). Errors are Cinder faults
 (the service raises them with ``Family.NATIVE``); every ``/v3`` answer, faults
@@ -39,7 +41,7 @@ from collections.abc import Mapping
 from fastapi import APIRouter, Request, Response
 
 from vbs.api import body as body_reader
-from vbs.api.app import public_base_url
+from vbs.api.app import public_base_url, run_read
 from vbs.api.openapi import documented
 from vbs.api.routers.backups_views import to_view
 from vbs.api.routers.volumes import Call, CinderCall
@@ -132,27 +134,31 @@ def _list(call: CinderCall, request: Request, *, detail: bool) -> Response:
 
 @router.get("/v3/{project_id}/backups", summary="List backups")
 @router.get("/v2/{project_id}/backups", include_in_schema=False)
-def list_backups_handler(request: Request, call: Call) -> Response:
-    return _list(call, request, detail=False)
+async def list_backups_handler(request: Request, call: Call) -> Response:
+    return await run_read(call.ctx, lambda: _list(call, request, detail=False))
 
 
 @router.get("/v3/{project_id}/backups/detail", summary="List backups with details")
 @router.get("/v2/{project_id}/backups/detail", include_in_schema=False)
-def list_backups_detail_handler(request: Request, call: Call) -> Response:
-    return _list(call, request, detail=True)
+async def list_backups_detail_handler(request: Request, call: Call) -> Response:
+    return await run_read(call.ctx, lambda: _list(call, request, detail=True))
 
 
 # --------------------------------------------------------------------------- one backup
 
 
-@router.get("/v3/{project_id}/backups/{backup_id}", summary="Show a backup")
-@router.get("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
-def show_backup_handler(backup_id: str, call: Call) -> Response:
+def _show(backup_id: str, call: CinderCall) -> Response:
     bid = parse_native_backup_id(backup_id)
     with call.ctx.db.session() as s:
         record = get_backup(s, Family.NATIVE, call.principal.project_id, bid)
     return call.reply({"backup": render_backup_detail(to_view(record), call.links,
                                                       call.version)})
+
+
+@router.get("/v3/{project_id}/backups/{backup_id}", summary="Show a backup")
+@router.get("/v2/{project_id}/backups/{backup_id}", include_in_schema=False)
+async def show_backup_handler(backup_id: str, call: Call) -> Response:
+    return await run_read(call.ctx, lambda: _show(backup_id, call))
 
 
 @router.put("/v3/{project_id}/backups/{backup_id}", summary="Update a backup (3.9+)",

@@ -390,4 +390,6 @@ def revoke(
     _, token = _subject(ctx, x_auth_token, x_subject_token, False)
     with ctx.db.session() as session:
         revoke_token(session, token)
+    if ctx.token_cache is not None:
+        ctx.token_cache.forget(token)  # after the commit: a re-validation sees it revoked
     return Response(status_code=204)

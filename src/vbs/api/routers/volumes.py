@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from vbs.api.app import AppContext, public_base_url
 from vbs.api.auth import NativePrincipal, Principal
+from vbs.api.responses import OrjsonResponse
 from vbs.api.schemas.backups import ApiFamily, LinkContext
 from vbs.api.schemas.microversions import (
     MIN_VERSION,
@@ -103,7 +103,7 @@ class CinderCall:
         headers = response_headers(self.version) if self.family == "v3" else {}
         if body is None:
             return Response(status_code=status, headers=headers)
-        return JSONResponse(body, status_code=status, headers=headers)
+        return OrjsonResponse(body, status_code=status, headers=headers)
 
     def driver(self) -> FileVolumeDriver:
         """The volume driver, or 503 when the composition root did not wire one."""
@@ -116,9 +116,10 @@ class CinderCall:
         return self.family == "v3" and self.version >= version
 
 
-def cinder_call(request: Request, principal: NativePrincipal) -> CinderCall:
+async def cinder_call(request: Request, principal: NativePrincipal) -> CinderCall:
     """Dependency: authenticate (native codes), negotiate the v3 microversion
-    (and record it so faults echo it), and gather the link context."""
+    (and record it so faults echo it), and gather the link context. Async:
+    it only reads the request, so it runs on the loop without a thread hop."""
     family: ApiFamily = "v3" if request.url.path.startswith("/v3/") else "v2"
     version = MIN_VERSION
     if family == "v3":

@@ -68,6 +68,8 @@ def _utc(moment: datetime) -> datetime:
 
 def format_backup_time(moment: datetime) -> str:
     """``2024-03-05T10:15:42.123456``: backups and shares (vbs-api §2.8)."""
+    if moment.tzinfo is UTC:  # as the database hands them out: drop "+00:00", convert nothing
+        return moment.isoformat(timespec="microseconds")[:26]
     return _utc(moment).isoformat(timespec="microseconds")  # = %Y-%m-%dT%H:%M:%S.%f, faster
 
 
