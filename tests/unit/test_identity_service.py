@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,20 +12,8 @@ from sqlalchemy.orm import Session
 
 import vbs.identity as idn
 from vbs.db.base import utcnow
-from vbs.db.migrate import upgrade
 from vbs.db.models_identity import Token, User
 from vbs.db.session import Database
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'vbs.db'}"
-    upgrade(url)
-    database = Database(url)
-    with database.session() as s:
-        idn.ensure_default_domain(s)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

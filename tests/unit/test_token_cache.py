@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from vbs.api.auth import authenticate
 from vbs.api.token_cache import RevocationCounter, TokenCache
 from vbs.config import load_settings
 from vbs.db.base import utcnow
-from vbs.db.migrate import upgrade
 from vbs.db.models_identity import Token, User
 from vbs.db.session import Database
 
@@ -46,17 +44,6 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'vbs.db'}"
-    upgrade(url)
-    database = Database(url)
-    with database.session() as s:
-        idn.ensure_default_domain(s)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture
