@@ -19,10 +19,13 @@ What it does:
    * ``show``        ``GET /v2/{p}/backups/{id}`` over random ids
    * ``show-v3``     ``GET /v3/{p}/backups/{id}`` over the same ids
 
-and prints requests/s (requests / wall-clock of the scenario) and the p50,
-p99 and max of the per-request latency. Every response is checked (status,
-JSON body, page length or backup status), so a fast error cannot pass for a
-result.
+and prints requests/s (requests / wall-clock of the scenario), the p50,
+p99 and max of the per-request latency, and the server's CPU per request
+(user + system of every API process, from /proc; not with ``--url``): on a
+shared VM whose steal time moves the latencies by tens of percent between
+runs, the CPU per request is the figure to compare changes by. Every
+response is checked (status, JSON body, page length or backup status), so a
+fast error cannot pass for a result.
 
 Load generators (``--client``):
 
@@ -100,6 +103,10 @@ class Result:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_ms: float | None = None
+    """Server CPU (user + system, every API process) per request; None with ``--url``.
+    Less noisy than the latencies on a shared VM: steal time and the load
+    generator's share of the cores do not enter it."""
 
 
 def _free_port() -> int:
@@ -109,8 +116,28 @@ def _free_port() -> int:
         return port
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+ServerCpu = Callable[[], float]
+"""CPU seconds the server has used so far."""
+
+
 @contextmanager
-def _server(data_dir: Path, processes: int = 1) -> Iterator[str]:
+def _server(data_dir: Path, processes: int = 1) -> Iterator[tuple[str, ServerCpu]]:
     """``vbs serve --processes N`` on loopback; yields the base URL to load."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VBS_")}
@@ -140,7 +167,7 @@ def _server(data_dir: Path, processes: int = 1) -> Iterator[str]:
         # every process answers before the load starts (the kernel spreads
         # connections over those that accept; a late one would skew the first run)
         time.sleep(1.0 if processes > 1 else 0.0)
-        yield url
+        yield url, lambda: tree_cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -189,18 +216,20 @@ Check = Callable[[int, bytes], None]
 """Raises SystemExit unless (status, body) is the expected answer."""
 
 
-def _summary(name: str, latencies: list[float], wall: float, concurrency: int) -> Result:
+def _summary(name: str, latencies: list[float], wall: float, concurrency: int,
+             server_cpu: float | None = None) -> Result:
     latencies.sort()
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     n = len(latencies)
     return Result(name, n, concurrency, round(wall, 3), round(n / wall, 1),
                   round(q[49] * 1000, 2), round(q[98] * 1000, 2),
-                  round(latencies[-1] * 1000, 2))
+                  round(latencies[-1] * 1000, 2),
+                  None if server_cpu is None else round(server_cpu / n * 1000, 2))
 
 
 def run_scenario_httpx(name: str, url: str, token: str, paths: Callable[[int], str],
                        check: Check, *, requests: int, concurrency: int,
-                       warmup: int = 50) -> Result:
+                       warmup: int = 50, server_cpu: ServerCpu | None = None) -> Result:
     """``requests`` GETs of ``paths(i)`` from ``concurrency`` httpx threads."""
     local = threading.local()
     headers = {"X-Auth-Token": token, "OpenStack-API-Version": "volume 3.64"}
@@ -220,10 +249,12 @@ def run_scenario_httpx(name: str, url: str, token: str, paths: Callable[[int], s
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, range(warmup)))
+        cpu0 = server_cpu() if server_cpu else 0.0
         start = time.perf_counter()
         latencies = list(pool.map(one, range(requests)))
         wall = time.perf_counter() - start
-    return _summary(name, latencies, wall, concurrency)
+    cpu = (server_cpu() - cpu0) if server_cpu else None
+    return _summary(name, latencies, wall, concurrency, cpu)
 
 
 async def _raw_client(host: str, port: int, head: bytes, paths: Callable[[int], str],
@@ -250,7 +281,7 @@ async def _raw_client(host: str, port: int, head: bytes, paths: Callable[[int], 
 
 def run_scenario_raw(name: str, url: str, token: str, paths: Callable[[int], str],
                      check: Check, *, requests: int, concurrency: int,
-                     warmup: int = 50) -> Result:
+                     warmup: int = 50, server_cpu: ServerCpu | None = None) -> Result:
     """``requests`` GETs of ``paths(i)`` from ``concurrency`` asyncio socket clients."""
     parts = httpx.URL(url)
     host, port = parts.host, parts.port or 80
@@ -267,8 +298,10 @@ def run_scenario_raw(name: str, url: str, token: str, paths: Callable[[int], str
         return latencies, time.perf_counter() - start
 
     asyncio.run(drive(warmup))
+    cpu0 = server_cpu() if server_cpu else 0.0
     latencies, wall = asyncio.run(drive(requests))
-    return _summary(name, latencies, wall, concurrency)
+    cpu = (server_cpu() - cpu0) if server_cpu else None
+    return _summary(name, latencies, wall, concurrency, cpu)
 
 
 def _fail(what: str, status: int, body: bytes) -> None:
@@ -288,8 +321,8 @@ def _show_check(status: int, body: bytes) -> None:
 
 
 def bench(url: str, db_url: str | None, user: str, password: str, project: str,
-          records: int, requests: int, concurrency: int, client: str = "raw"
-          ) -> list[Result]:
+          records: int, requests: int, concurrency: int, client: str = "raw",
+          server_cpu: ServerCpu | None = None) -> list[Result]:
     token, project_id = _login(url, user, password, project)
     if db_url is None:
         raise SystemExit("--db-url is needed to insert the records")
@@ -306,16 +339,17 @@ def bench(url: str, db_url: str | None, user: str, password: str, project: str,
     return [
         run_scenario("list-first  GET /v3/{p}/backups/detail?limit=100", url, token,
                      lambda i: f"/v3/{p}/backups/detail?limit=100", _page_check(100),
-                     requests=requests, concurrency=concurrency),
+                     requests=requests, concurrency=concurrency, server_cpu=server_cpu),
         run_scenario("list-deep   GET /v3/{p}/backups/detail?limit=100&marker=#9000", url,
                      token, lambda i: f"/v3/{p}/backups/detail?limit=100&marker={deep}",
-                     _page_check(100), requests=requests, concurrency=concurrency),
+                     _page_check(100), requests=requests, concurrency=concurrency,
+                     server_cpu=server_cpu),
         run_scenario("show        GET /v2/{p}/backups/{id}", url, token,
                      lambda i: f"/v2/{p}/backups/{show_ids[i]}", _show_check,
-                     requests=requests, concurrency=concurrency),
+                     requests=requests, concurrency=concurrency, server_cpu=server_cpu),
         run_scenario("show-v3     GET /v3/{p}/backups/{id}", url, token,
                      lambda i: f"/v3/{p}/backups/{show_ids[i]}", _show_check,
-                     requests=requests, concurrency=concurrency),
+                     requests=requests, concurrency=concurrency, server_cpu=server_cpu),
     ]
 
 
@@ -338,23 +372,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.records < 201:
         ap.error("--records must be at least 201")
 
-    def go(url: str, db_url: str | None) -> list[Result]:
+    def go(url: str, db_url: str | None, cpu: ServerCpu | None = None) -> list[Result]:
         return bench(url, db_url, args.user, args.password, args.project, args.records,
-                     args.requests, args.concurrency, args.client)
+                     args.requests, args.concurrency, args.client, cpu)
 
     if args.url:
         results = go(args.url.rstrip("/"), args.db_url)
     else:
         with tempfile.TemporaryDirectory(prefix="vbs-api-bench-") as tmp:
             data_dir = Path(tmp) / "data"
-            with _server(data_dir, args.processes) as url:
-                results = go(url, f"sqlite:///{data_dir / 'vbs.db'}")
+            with _server(data_dir, args.processes) as (url, cpu):
+                results = go(url, f"sqlite:///{data_dir / 'vbs.db'}", cpu)
     print(f"client={args.client} processes={args.processes}", file=sys.stderr)
     print(f"{'scenario':<66} {'N':>6} {'conc':>4} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'max ms':>8}")
+          f"{'p99 ms':>8} {'max ms':>8} {'cpu ms':>7}")
     for r in results:
+        cpu_ms = "-" if r.server_cpu_ms is None else r.server_cpu_ms
         print(f"{r.name:<66} {r.requests:>6} {r.concurrency:>4} {r.rps:>8} {r.p50_ms:>8} "
-              f"{r.p99_ms:>8} {r.max_ms:>8}")
+              f"{r.p99_ms:>8} {r.max_ms:>8} {cpu_ms:>7}")
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0

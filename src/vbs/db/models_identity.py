@@ -68,6 +68,31 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, one C call from the stored text to an aware datetime.
+
+        Why: SQLite keeps these columns as naive UTC text
+        (``2024-03-05 10:15:42.123456``, converted on the way in above).
+        SQLAlchemy's parser plus the tagging above cost about 2.6 µs a value,
+        ``fromisoformat`` of the text with ``+00:00`` about 0.5 µs; a
+        100-backup list page reads 300 of them. Anything else (no
+        fractional part is fine too) takes the general path.
+        """
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+        parse = dt.datetime.fromisoformat
+
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            try:
+                return parse(value + "+00:00")
+            except (TypeError, ValueError):
+                return general(value)
+
+        return process
+
 
 class Domain(Base):
     __tablename__ = "domains"
