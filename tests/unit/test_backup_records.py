@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import fields
+from dataclasses import FrozenInstanceError, fields
+
+import pytest
 
 from vbs.db.models_backups import Backup
 from vbs.service.backup_records import RECORD_COLUMNS, BackupRecord, record_from_values
@@ -40,3 +42,18 @@ def test_values_land_in_their_fields() -> None:
     empty = record_from_values([*(row[k] for k in RECORD_COLUMNS[:22]), None, None,
                                 at, at, at, None, 0, 0, 0], False)
     assert empty.metadata == () and empty.tags == ()
+
+
+def test_records_built_from_values_equal_constructed_ones_and_stay_frozen() -> None:
+    at = dt.datetime(2024, 3, 5, 10, 15, 42, 123456, tzinfo=dt.UTC)
+    row = {key: f"<{key}>" for key in RECORD_COLUMNS}
+    row.update(meta={"a": 1}, tags=[], created_at=at, updated_at=at, data_timestamp=at,
+               bytes_read=1, bytes_new=2, chunks_sampled=3, is_incremental=True)
+    record = record_from_values([row[key] for key in RECORD_COLUMNS], False)
+    values = {f.name: getattr(record, f.name) for f in fields(BackupRecord)}
+    constructed = BackupRecord(**values)
+    assert record == constructed
+    assert hash(record) == hash(constructed)
+    assert repr(record) == repr(constructed)
+    with pytest.raises(FrozenInstanceError):
+        record.status = "deleted"  # type: ignore[misc]

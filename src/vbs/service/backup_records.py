@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session, aliased, object_session
 
 from vbs.db.models_backups import Backup
 from vbs.errors import ServiceError
+from vbs.frozen import assemble, field_names
 from vbs.service.backup_rules import Tag
 from vbs.service.codes import NATIVE_BAD_REQUEST, NATIVE_NOT_FOUND, ApiCode
 
@@ -134,8 +135,13 @@ RECORD_COLUMNS: tuple[str, ...] = (
 """Every ``Backup`` attribute, in the order :func:`record_from_values` reads them:
 a query selecting these columns hands its rows straight to it."""
 _N = len(_COPIED)
-_new_record = cast(Callable[..., "BackupRecord"], BackupRecord)
-"""``BackupRecord`` called positionally (its field order is RECORD_COLUMNS', tested)."""
+_FIELDS = field_names(BackupRecord)
+
+
+def _new_record(*values: Any) -> BackupRecord:
+    """``BackupRecord(*values)`` (its field order is RECORD_COLUMNS', tested),
+    without the frozen ``__init__``'s cost (:mod:`vbs.frozen`)."""
+    return assemble(BackupRecord, _FIELDS, values)
 
 
 def record_from_values(values: Sequence[Any], has_dependents: bool) -> BackupRecord:

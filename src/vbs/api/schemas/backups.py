@@ -48,7 +48,7 @@ JOB_STATUSES = ("INIT", "RUNNING", "SUCCESS", "FAIL")
 """Job statuses of vbs-api §2.10."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: built with vbs.frozen.assemble
 class ServiceMetadata:
     """The parts of ``service_metadata`` (vbs-api §3.4) not derived from the backup.
 
@@ -66,7 +66,7 @@ class ServiceMetadata:
     volume_type: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: built with vbs.frozen.assemble
 class ChangeTrackingView:
     """How a backup was taken (docs/architecture.md, "The engine"): rendered as
     ``os-vbs-backup-attr:*`` vendor attributes of the native detail."""
@@ -77,7 +77,7 @@ class ChangeTrackingView:
     chunks_sampled: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: built with vbs.frozen.assemble
 class BackupView:
     """Everything a backup representation shows (vbs-api §3.3, openstack-compat §5.1).
 
