@@ -222,6 +222,55 @@ def test_read_range_direct_returns_exact_bytes(
         path.unlink()
 
 
+def _evict(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_read_range_direct_reads_cached_pages_from_the_cache_and_the_rest_directly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A just-written pack comes from the page cache (no device read); once
+    evicted it is read directly, and both give exactly the file's bytes."""
+    if not _direct_supported(tmp_path):
+        pytest.skip("no O_DIRECT on the test filesystem")
+    monkeypatch.setenv("VBS_DIRECT_IO", "1")
+    body = random.Random(5).randbytes(2 * STAGE + 333)
+    path = tmp_path / "pack"
+    path.write_bytes(body)
+    preads: list[int] = []
+    real = direct_io._pread_all
+
+    def counting(fd: int, view: memoryview, offset: int) -> int:
+        preads.append(offset)
+        return real(fd, view, offset)
+
+    monkeypatch.setattr(direct_io, "_pread_all", counting)
+    buf = AlignedBuffer()
+    got = read_range_direct(path, 1000, STAGE + 5, buf)
+    assert bytes(got) == body[1000 : 1000 + STAGE + 5]
+    got.release()
+    assert preads == [], "cached pages were read again from the device"
+    _evict(path)
+    probe = os.open(path, os.O_RDONLY)
+    try:
+        evicted = not direct_io._cached_read(probe, memoryview(bytearray(ALIGN)), 0)
+    finally:
+        os.close(probe)
+    if not evicted:
+        pytest.skip("the page cache of the test filesystem cannot be dropped")
+    _evict(path)
+    got = read_range_direct(path, 7, 2 * STAGE, buf)
+    assert bytes(got) == body[7 : 7 + 2 * STAGE]
+    got.release()
+    assert preads, "uncached pages were not read directly"
+    buf.close()
+
+
 def test_read_range_direct_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_range_direct(tmp_path / "nope", 0, 10, AlignedBuffer())

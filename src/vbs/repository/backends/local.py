@@ -113,8 +113,9 @@ class LocalBackend:
     def read_range_view(self, key: str, offset: int, length: int,
                         buf: AlignedBuffer) -> memoryview:
         """Optional protocol :class:`~vbs.repository.backends.base.RangeViewBackend`:
-        like ``get(key, offset, length)`` but read around the page cache into
-        the caller's reusable ``buf`` (see :func:`vbs.direct_io.read_range_direct`);
+        like ``get(key, offset, length)`` but read into the caller's reusable
+        ``buf``, around the page cache unless the range is cached (see
+        :func:`vbs.direct_io.read_range_direct`);
         the view is valid until ``buf`` is used again."""
         if offset < 0 or length < 0:
             raise ValueError(f"offset and length must be >= 0, got {offset}, {length}")
