@@ -402,6 +402,30 @@ def test_update_is_gated_at_3_9(tenant: Tenant) -> None:
     fault(tenant("PUT", f"/backups/{UNKNOWN}", json=body), 404, "itemNotFound")
 
 
+def test_a_listed_backup_shows_every_change_at_the_next_list(tenant: Tenant) -> None:
+    """The list route reuses each backup's rendered JSON while its row is
+    unchanged (backups_views.backup_item_json): a change must show at once."""
+    vol = tenant.volume(1, "relist")
+    bid = tenant.backup(vol, "before")
+
+    def listed() -> dict[str, Any]:
+        r = tenant("GET", "/backups/detail")
+        assert r.status_code == 200, r.text
+        return next(b for b in r.json()["backups"] if b["id"] == bid)
+
+    assert listed()["name"] == "before" and listed()["has_dependent_backups"] is False
+    r = tenant("PUT", f"/backups/{bid}", json={"backup": {"name": "after",
+                                                          "metadata": {"k": "v"}}})
+    assert r.status_code == 200, r.text
+    assert (listed()["name"], listed()["metadata"]) == ("after", {"k": "v"})
+    child = tenant.backup(vol, "child", incremental=True)
+    assert listed()["has_dependent_backups"] is True  # another row changed it
+    r = tenant("DELETE", f"/backups/{child}")
+    assert r.status_code == 202, r.text
+    tenant.wait_gone(child)
+    assert listed()["has_dependent_backups"] is False
+
+
 # --------------------------------------------------------------------------- restore
 
 

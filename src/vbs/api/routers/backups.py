@@ -43,7 +43,7 @@ from fastapi import APIRouter, Request, Response
 from vbs.api import body as body_reader
 from vbs.api.app import public_base_url, run_read
 from vbs.api.openapi import documented
-from vbs.api.routers.backups_views import to_view
+from vbs.api.routers.backups_views import backup_item_json, to_view
 from vbs.api.routers.volumes import Call, CinderCall
 from vbs.api.schemas.bodies import (
     NativeBackupActionBody,
@@ -53,7 +53,7 @@ from vbs.api.schemas.bodies import (
 )
 from vbs.api.schemas.render import (
     render_backup_detail,
-    render_backup_list,
+    render_backup_page,
     render_backup_summary,
     render_native_restore,
 )
@@ -126,9 +126,10 @@ def _list(call: CinderCall, request: Request, *, detail: bool) -> Response:
         limit=query.page.limit, last_id=page.items[-1].id if page.items else None,
         has_more=page.has_more,
     )
-    return call.reply(render_backup_list(
-        [to_view(r) for r in page.items], call.links, detail=detail, version=call.version,
-        next_links=next_links, count=page.count,
+    links, version = call.links, call.version
+    return call.reply(render_backup_page(
+        [backup_item_json(r, links, version, detail) for r in page.items], links,
+        version=version, next_links=next_links, count=page.count,
     ))
 
 

@@ -9,11 +9,17 @@ API (imports point down, STYLE §6).
 
 from __future__ import annotations
 
-from vbs.api.schemas.backups import BackupView, ChangeTrackingView, ServiceMetadata
+import functools
+
+import orjson
+
+from vbs.api.responses import dumps
+from vbs.api.schemas.backups import BackupView, ChangeTrackingView, LinkContext, ServiceMetadata
+from vbs.api.schemas.render import render_backup_detail, render_backup_summary
 from vbs.frozen import assemble, field_names
 from vbs.service.backup_records import BackupRecord
 
-__all__ = ["DEDUP_COMPRESS", "to_view"]
+__all__ = ["DEDUP_COMPRESS", "RENDERED_ITEMS", "backup_item_json", "to_view"]
 
 DEDUP_COMPRESS = 3
 """``service_metadata.DL``: the repository always deduplicates and compresses (vbs-api §3.4)."""
@@ -45,3 +51,30 @@ def to_view(r: BackupRecord) -> BackupView:
         r.has_dependent_backups, r.user_id, r.metadata, None, r.tags, service_metadata,
         change_tracking,
     ))
+
+
+RENDERED_ITEMS = 4096
+"""How many rendered list items each API process keeps (about 1.5 KiB of
+JSON and a frozen record each, so about 12 MiB when full)."""
+
+
+@functools.lru_cache(maxsize=RENDERED_ITEMS)
+def backup_item_json(record: BackupRecord, ctx: LinkContext, version: tuple[int, int],
+                     detail: bool) -> orjson.Fragment:
+    """One list item's JSON, reused while nothing it is made of changes.
+
+    Rendering a list page's 100 backups (views, dictionaries, 300 timestamps,
+    JSON) cost more CPU than the query that found them, and a polled list
+    serves the same rows again and again. The key is *everything* the bytes
+    are a function of: the whole frozen record (every column the query read,
+    ``has_dependent_backups`` included), the link context (public root,
+    family, project) and the microversion, so an entry can never be stale:
+    a row that changed in any way is a different key, and the entry of its
+    old state is simply not asked for again and ages out of the LRU. What
+    stays uncached is what decides *which* rows a page holds: the query runs
+    every time.
+    """
+    view = to_view(record)
+    body = (render_backup_detail(view, ctx, version) if detail
+            else render_backup_summary(view, ctx))
+    return orjson.Fragment(dumps(body))

@@ -51,6 +51,7 @@ __all__ = [
     "render_backup_detail_v3",
     "render_backup_for_share",
     "render_backup_list",
+    "render_backup_page",
     "render_backup_summary",
     "render_job",
     "render_job_accepted",
@@ -222,6 +223,21 @@ def render_backup_list(
         render_backup_detail(v, ctx, version) if detail else render_backup_summary(v, ctx)
         for v in views
     ]
+    return render_backup_page(items, ctx, version=version, next_links=next_links, count=count)
+
+
+def render_backup_page(
+    items: list[Any],
+    ctx: LinkContext,
+    *,
+    version: tuple[int, int] = (3, 0),
+    next_links: Sequence[dict[str, str]] = (),
+    count: int | None = None,
+) -> dict[str, Any]:
+    """The list body of :func:`render_backup_list` around ``items`` already
+    rendered (dictionaries, or their JSON as ``orjson.Fragment``: the list
+    route reuses each backup's bytes while its row is unchanged,
+    :func:`vbs.api.routers.backups_views.backup_item_json`)."""
     body: dict[str, Any] = {"backups": items}
     if next_links:
         body["backups_links"] = list(next_links)
