@@ -18,6 +18,10 @@ What it does:
      (keyset paging: a deep page should cost what the first one does)
    * ``show``        ``GET /v2/{p}/backups/{id}`` over random ids
    * ``show-v3``     ``GET /v3/{p}/backups/{id}`` over the same ids
+   * ``list-churn``  list-first while another connection commits an update
+     of the oldest backup ``--churn`` times a second (default 50; 0 skips
+     it): on SQLite a page is reused only while the database is unchanged
+     (``vbs.db.read_cache``), so this is the page as computed, not reused
 
 and prints requests/s (requests / wall-clock of the scenario), the p50,
 p99 and max of the per-request latency, and the server's CPU per request
@@ -212,6 +216,35 @@ def insert_backups(db_url: str, project_id: str, count: int) -> list[str]:
     return ids
 
 
+@contextmanager
+def churn(db_url: str, backup_id: str, per_second: float) -> Iterator[None]:
+    """Commit an update of ``backup_id`` (its description) ``per_second``
+    times a second from another connection while the block runs."""
+    from sqlalchemy import create_engine, update
+
+    stop = threading.Event()
+    engine = create_engine(db_url)
+
+    def write() -> None:
+        n = 0
+        while not stop.wait(1 / per_second):
+            n += 1
+            with engine.begin() as conn:
+                conn.execute(update(Backup).where(Backup.id == backup_id)
+                             .values(description=f"churn {n}"))
+
+    thread = threading.Thread(target=write, name="churn", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        with engine.connect() as conn:  # fold the WAL back, as the server's next commit would
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+
+
 Check = Callable[[int, bytes], None]
 """Raises SystemExit unless (status, body) is the expected answer."""
 
@@ -322,7 +355,7 @@ def _show_check(status: int, body: bytes) -> None:
 
 def bench(url: str, db_url: str | None, user: str, password: str, project: str,
           records: int, requests: int, concurrency: int, client: str = "raw",
-          server_cpu: ServerCpu | None = None) -> list[Result]:
+          server_cpu: ServerCpu | None = None, churn_per_s: float = 50) -> list[Result]:
     token, project_id = _login(url, user, password, project)
     if db_url is None:
         raise SystemExit("--db-url is needed to insert the records")
@@ -336,7 +369,7 @@ def bench(url: str, db_url: str | None, user: str, password: str, project: str,
     show_ids = [rng.choice(ids) for _ in range(requests + 100)]
     p = project_id
     run_scenario = run_scenario_raw if client == "raw" else run_scenario_httpx
-    return [
+    results = [
         run_scenario("list-first  GET /v3/{p}/backups/detail?limit=100", url, token,
                      lambda i: f"/v3/{p}/backups/detail?limit=100", _page_check(100),
                      requests=requests, concurrency=concurrency, server_cpu=server_cpu),
@@ -351,6 +384,14 @@ def bench(url: str, db_url: str | None, user: str, password: str, project: str,
                      lambda i: f"/v3/{p}/backups/{show_ids[i]}", _show_check,
                      requests=requests, concurrency=concurrency, server_cpu=server_cpu),
     ]
+    # last: the commits leave a long WAL behind, which slowed the reads after it
+    if churn_per_s > 0:
+        with churn(db_url, ids[0], churn_per_s):
+            results.append(run_scenario(
+                f"list-churn  list-first, {churn_per_s:g} commits/s by another connection",
+                url, token, lambda i: f"/v3/{p}/backups/detail?limit=100", _page_check(100),
+                requests=requests, concurrency=concurrency, server_cpu=server_cpu))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -367,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="API processes serving the load (vbs serve --processes; default 1)")
     ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
                     help="load generator (see the module docstring; default raw)")
+    ap.add_argument("--churn", type=float, default=50,
+                    help="commits a second during list-churn (0: skip that scenario)")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
     if args.records < 201:
@@ -374,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def go(url: str, db_url: str | None, cpu: ServerCpu | None = None) -> list[Result]:
         return bench(url, db_url, args.user, args.password, args.project, args.records,
-                     args.requests, args.concurrency, args.client, cpu)
+                     args.requests, args.concurrency, args.client, cpu, args.churn)
 
     if args.url:
         results = go(args.url.rstrip("/"), args.db_url)

@@ -79,6 +79,11 @@ class Database:
                 # pays connect + pragmas again. (In-memory SQLite has no pool.)
                 kwargs["pool_size"] = 10
                 kwargs["max_overflow"] = 20
+                # The connection returned last is handed out next: its SQLite
+                # page cache and its vbs.db.read_cache entries are the warm
+                # ones (first in, first out rotated every request through
+                # all ten, each re-reading after every commit elsewhere).
+                kwargs["pool_use_lifo"] = True
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10

@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 
 from vbs.db.base import utcnow
 from vbs.db.models_backups import Backup
+from vbs.db.read_cache import cached_read
 from vbs.service.access import writable_backup
 from vbs.service.backup_records import (
     RECORD_COLUMNS,
@@ -227,7 +228,16 @@ def list_backups(session: Session, project_id: str, query: NativeListQuery) -> B
     project_id = ? OR id IN (shared)`` defeats the ``(project_id,
     created_at)`` index, and SQLite then sorted every visible row for each
     page (114 ms at 10 000 backups, against 5 ms for the branch walk).
+
+    On SQLite the page is reused while the database is unchanged
+    (:func:`vbs.db.read_cache.cached_read`: exact, any commit anywhere
+    makes the next call query again).
     """
+    return cached_read(session, ("backup-page", project_id, query),
+                       lambda: _list_backups(session, project_id, query))
+
+
+def _list_backups(session: Session, project_id: str, query: NativeListQuery) -> BackupPage:
     page = query.page
     names, params = _filter_params(query.filters)
     params["project_id"] = project_id

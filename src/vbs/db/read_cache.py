@@ -1,0 +1,82 @@
+"""Reuse a read's result on SQLite while the database has not changed.
+
+A list page is read far more often than the backups under it change
+(dashboards and scripts poll it), and on the embedded SQLite default its
+query, 100 wide rows through the driver and the ORM's type processing,
+was the largest part of what the request cost. A cache is only as good as
+its change stamp, and SQLite has an exact one per connection:
+
+* ``PRAGMA data_version`` changes whenever *another* connection, in this
+  process or any other, has committed a change since this connection last
+  looked (it is checked at the start of each read transaction, and stays
+  fixed inside one);
+* ``sqlite3.Connection.total_changes`` counts the rows *this* connection
+  has inserted, updated or deleted (committed or not), which the pragma
+  does not see.
+
+Together they say "the database this connection reads is the one it read
+before", so a result stored under a stamp is the result the same query
+would give again, whatever table was written (a share, a child backup, a
+status). Results live in the pooled DBAPI connection's ``info`` dict:
+each connection has its own stamp, and a connection is used by one thread
+at a time. A result is stored under the stamp read *before* computing it:
+if a commit lands meanwhile, the result may be newer than the stamp says,
+never older, and the connection's next stamp differs anyway (data_version
+only moves forward), so it is not served again. Other databases
+(PostgreSQL) have no such stamp here; for them :func:`cached_read` just
+computes.
+
+Only for pure reads of the database whose results are immutable (frozen
+records, tuples): a hit hands the same objects to every caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+__all__ = ["MAX_ENTRIES", "cached_read"]
+
+T = TypeVar("T")
+
+MAX_ENTRIES = 32
+"""Results kept per connection for its current stamp (a list page of 100
+records is about 200 KiB); when full the connection's entries are dropped."""
+
+_INFO_KEY = "vbs.read_cache"
+_MISS = object()
+
+
+def _stamp(dbapi_connection: Any) -> tuple[int, int]:
+    (version,) = dbapi_connection.execute("PRAGMA data_version").fetchone()
+    return int(version), int(dbapi_connection.total_changes)
+
+
+def cached_read(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, or its earlier result for ``key`` on this session's
+    connection while the database is unchanged (module docstring).
+
+    ``key`` must name everything ``compute`` depends on besides the
+    database (the project, the parsed query); an exception is never stored.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return compute()
+    pooled = connection.connection
+    dbapi_connection = pooled.dbapi_connection
+    before = _stamp(dbapi_connection)
+    stamp, entries = pooled.info.get(_INFO_KEY, (None, None))
+    if stamp == before and entries is not None:
+        hit = entries.get(key, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[no-any-return]
+    else:
+        entries = {}
+        pooled.info[_INFO_KEY] = (before, entries)
+    value = compute()
+    if len(entries) >= MAX_ENTRIES:
+        entries.clear()
+    entries[key] = value
+    return value
