@@ -90,6 +90,25 @@ def test_a_rolled_back_write_only_costs_a_new_read(db: Database) -> None:
     assert read() == 0 and read.computed == 2
 
 
+def test_a_read_inside_a_write_that_rolls_back_is_not_kept(db: Database) -> None:
+    read = Reader(db)
+    assert read() == 0
+    with pytest.raises(RuntimeError), db.session() as s:
+        s.execute(text("INSERT INTO t VALUES (1)"))
+        assert cached_read(s, "count", lambda: int(
+            s.execute(text("SELECT count(*) FROM t")).scalar_one())) == 1  # its own row
+        raise RuntimeError("roll back")
+    assert read() == 0  # not the 1 the rolled-back transaction saw
+
+
+def test_a_plain_read_opens_no_transaction(db: Database) -> None:
+    """The cache serves only outside write transactions; a read session must
+    not look like one, or nothing would ever be reused."""
+    with db.session() as s:
+        s.execute(text("SELECT count(*) FROM t")).scalar_one()
+        assert not s.connection().connection.dbapi_connection.in_transaction
+
+
 def test_a_result_computed_while_a_commit_landed_is_not_served_again(db: Database,
                                                                tmp_path: Path) -> None:
     other = Database(f"sqlite:///{tmp_path / 'cache.db'}")

@@ -26,14 +26,19 @@ only moves forward), so it is not served again. Other databases
 (PostgreSQL) have no such stamp here; for them :func:`cached_read` just
 computes.
 
+Never inside a transaction with uncommitted writes on this connection: a
+result could hold rows a rollback then takes back, and neither number of
+the stamp moves back with them, so such a read is computed and not kept.
+
 Only for pure reads of the database whose results are immutable (frozen
 records, tuples): a hit hands the same objects to every caller.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy.orm import Session
 
@@ -49,7 +54,7 @@ _INFO_KEY = "vbs.read_cache"
 _MISS = object()
 
 
-def _stamp(dbapi_connection: Any) -> tuple[int, int]:
+def _stamp(dbapi_connection: sqlite3.Connection) -> tuple[int, int]:
     (version,) = dbapi_connection.execute("PRAGMA data_version").fetchone()
     return int(version), int(dbapi_connection.total_changes)
 
@@ -65,7 +70,12 @@ def cached_read(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
     if connection.dialect.name != "sqlite":
         return compute()
     pooled = connection.connection
-    dbapi_connection = pooled.dbapi_connection
+    dbapi_connection = cast(sqlite3.Connection, pooled.dbapi_connection)
+    if dbapi_connection.in_transaction:
+        # This connection has written and not yet committed (the driver opens
+        # a transaction at the first write, never for a read): a result read
+        # now may include rows a rollback takes back, which no stamp shows.
+        return compute()
     before = _stamp(dbapi_connection)
     stamp, entries = pooled.info.get(_INFO_KEY, (None, None))
     if stamp == before and entries is not None:
