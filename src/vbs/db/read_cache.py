@@ -46,11 +46,11 @@ __all__ = ["MAX_ENTRIES", "cached_read"]
 
 T = TypeVar("T")
 
-MAX_ENTRIES = 8
+MAX_ENTRIES = 4
 """Results kept per connection for its current stamp; when full the
 connection's entries are dropped. A list page of 100 records is about
-200 KiB, so a process's 30 pooled connections hold at most about 48 MiB,
-and with last-in first-out pooling most of them are idle and empty."""
+250 KiB, so a process's 30 pooled SQLite connections hold at most about
+30 MiB; with last-in first-out pooling one or two of them serve the reads."""
 
 _INFO_KEY = "vbs.read_cache"
 _MISS = object()
