@@ -7,7 +7,9 @@ itself in one thread, with no server and no load generator:
 ``GET /v3/{p}/backups/detail?limit=100`` at 3.64 over ``--records`` backups
 (the first page), split into
 
-* ``query``   ``list_backups``: the SQL, its rows, the frozen records;
+* ``query``   ``query_backup_page``: the SQL, its rows, the frozen records
+  (as queried: the API's ``list_backups`` reuses a page on SQLite while the
+  database is unchanged, and its rendered items, see docs/operations.md);
 * ``views``   ``to_view`` of each record;
 * ``render``  the wire dictionaries (``render_backup_list``);
 * ``json``    orjson bytes (``vbs.api.responses.dumps``);
@@ -41,7 +43,7 @@ from vbs.api.schemas.backups import LinkContext  # noqa: E402
 from vbs.api.schemas.render import render_backup_list  # noqa: E402
 from vbs.db.migrate import upgrade  # noqa: E402
 from vbs.db.session import Database  # noqa: E402
-from vbs.service.backup_queries import list_backups  # noqa: E402
+from vbs.service.backup_queries import query_backup_page  # noqa: E402
 from vbs.service.backup_rules import parse_native_list_query  # noqa: E402
 
 PROJECT = "0" * 32
@@ -54,7 +56,7 @@ def page_seconds(db: Database, ctx: LinkContext) -> list[float]:
     query = parse_native_list_query({"limit": "100"}, version=VERSION)
     t0 = time.perf_counter()
     with db.session() as s:
-        page = list_backups(s, PROJECT, query)
+        page = query_backup_page(s, PROJECT, query)
     t1 = time.perf_counter()
     views = [to_view(r) for r in page.items]
     t2 = time.perf_counter()
