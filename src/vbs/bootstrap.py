@@ -193,7 +193,8 @@ def build_runtime(settings: Settings, ctx: AppContext, *, workers: bool = True,
                        guard=GuardPolicy(settings.change_tracking.verify_fraction,
                                          settings.change_tracking.verify_minimum,
                                          settings.change_tracking.verify_unchanged),
-                       adopt_min_age=settings.jobs.lease_seconds / 2)
+                       adopt_min_age=settings.jobs.lease_seconds / 2,
+                       restore_processes=settings.jobs.restore_processes)
     if workers and settings.jobs.workers > 0:
         backoff = settings.jobs.retry_backoff_seconds
         runtime.worker = Worker(ctx.db, handlers(rt), concurrency=settings.jobs.workers,

@@ -107,8 +107,14 @@ class VolumesSettings(_Section):
     import_roots: tuple[Path, ...] = ()
 
 
+def _default_restore_processes() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
 class JobsSettings(_Section):
     workers: int = Field(default=2, ge=0)
+    restore_processes: int = Field(default_factory=_default_restore_processes, ge=1)
+    """Worker processes one restore decodes on (local repositories; 1: threads only)."""
     lease_seconds: int = Field(default=60, ge=5)
     retry_backoff_seconds: float = Field(default=5.0, gt=0)
     """First delay before a job that failed transiently runs again (doubles, max 300 s)."""

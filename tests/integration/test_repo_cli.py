@@ -54,6 +54,22 @@ def test_backup_list_show_restore_verify_delete_gc(env: dict[str, str], tmp_path
     assert json.loads(run(["repo", "--json", "list"], env).stdout) == []
 
 
+def test_restore_on_threads_or_worker_processes_gives_the_same_bytes(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    src = make_volume(tmp_path / "v.img", 20 * MIB + 3, seed=9)
+    bid = json.loads(run(["repo", "--json", "backup", str(src)], env).stdout)["id"]
+    for n in ("1", "3"):
+        out = tmp_path / f"o{n}.img"
+        done = json.loads(run(["repo", "--json", "restore", bid, str(out), "--processes", n],
+                              env).stdout)
+        assert file_sha256(out) == file_sha256(src)
+        assert done["volume_size"] == 20 * MIB + 3
+    p = run(["repo", "restore", bid, str(tmp_path / "o0.img"), "--processes", "0"], env, check=2)
+    assert "--processes must be at least 1" in p.stderr
+    assert not (tmp_path / "o0.img").exists()
+
+
 def test_errors_are_one_line_with_distinct_exit_codes(env: dict[str, str], tmp_path: Path) -> None:
     bad = dict(env, VBS_REPO_PASSWORD="wrong")
     p = run(["repo", "list"], bad, check=4)

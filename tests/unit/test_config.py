@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ def test_defaults_derive_from_data_dir(tmp_path: Path) -> None:
     assert s.repository.chunk_size == 65536
     assert s.volumes.root == d / "volumes" and s.volumes.import_roots == ()
     assert s.jobs.workers == 2 and s.jobs.lease_seconds == 60
+    assert s.jobs.restore_processes == min(4, os.cpu_count() or 1)
     assert s.auth.token_ttl_seconds == 86400
     assert s.quotas.default_backups == -1 and s.quotas.default_gigabytes == -1
     assert s.public_url is None
@@ -49,8 +51,10 @@ port = 1000
 [jobs]
 workers = 7
 """)
-    env = {"VBS_SERVER__PORT": "2000", "VBS_DATA_DIR": "/from/env"}
+    env = {"VBS_SERVER__PORT": "2000", "VBS_DATA_DIR": "/from/env",
+           "VBS_JOBS__RESTORE_PROCESSES": "3"}
     s = load_settings(cfg, environ=env)
+    assert s.jobs.restore_processes == 3
     assert s.server.host == "0.0.0.0"  # file only
     assert s.server.port == 2000  # env beats file
     assert s.jobs.workers == 7
@@ -86,6 +90,7 @@ def test_env_nested_values_and_lists(tmp_path: Path) -> None:
         ("[server]\nprot = 1\n", {}, "server.prot"),
         ("", {"VBS_SERVER__PROT": "1"}, "server.prot"),
         ("", {"VBS_JOBS__WORKERS": "many"}, "jobs.workers"),
+        ("[jobs]\nrestore_processes = 0\n", {}, "jobs.restore_processes"),
         ("[repository]\nchunk_size = 100000\n", {}, "repository.chunk_size"),
         ("[database]\nurl = \"mysql://x\"\n", {}, "database.url"),
         ("public_url = \"ftp://x\"\n", {}, "public_url"),

@@ -152,6 +152,9 @@ def register(sub: Any) -> None:
     c.add_argument("target")
     c.add_argument("--overwrite", action="store_true",
                    help="write over an existing non-empty file or a block device")
+    c.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1),
+                   help="worker processes decoding chunks, for a local repository "
+                        "(default: the CPU count, at most 4; 1: threads only)")
     c.set_defaults(func=_run(_restore))
 
     c = rs.add_parser("list", help="list backups")
@@ -523,8 +526,13 @@ def _restore(args: argparse.Namespace, store: Any) -> int:
 
     args.backup_id = _resolve(store, args.backup_id)
     _check_target(args.target, args.overwrite)
+    if args.processes < 1:
+        raise ConfigError("--processes must be at least 1")
     with _progress(args, "restore") as progress:
-        st = restore(store, args.backup_id, args.target, progress=progress)
+        # fork is safe here: besides this thread the command runs at most
+        # the progress bar's, and a worker never touches the console.
+        st = restore(store, args.backup_id, args.target, progress=progress,
+                     processes=args.processes, start_method="fork")
     _out(
         args,
         {

@@ -14,19 +14,30 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from vbs.direct_io import AlignedBuffer
 from vbs.errors import ChunkMissing, CorruptObject, ObjectNotFound, VbsError
 from vbs.repository import format as fmt
+from vbs.repository.crypto import BlobCodec
 from vbs.repository.index import ChunkIndex
 from vbs.repository.manifest import ManifestRoot, split_page
 from vbs.repository.repo import ProjectStore
 
 from .common import CancelToken
 
-__all__ = ["ChunkSink", "ZeroSink", "iter_manifest", "read_backup"]
+__all__ = [
+    "ChunkSink",
+    "Geometry",
+    "PackRangeReader",
+    "ZeroSink",
+    "decode_group",
+    "iter_manifest",
+    "plan_groups",
+    "read_backup",
+]
 
 PAGES_PER_WINDOW = 4
 MAX_GAP = 512 * 1024
@@ -199,9 +210,7 @@ def read_backup(
     walk goes on with the next chunk.
     """
     cancel = cancel or CancelToken()
-    cs = root.chunk_size
-    last_no = root.chunk_count - 1
-    last_len = root.volume_size - last_no * cs if root.chunk_count else 0
+    geometry = Geometry.of(root)
     local = threading.local()
     buffers: list[AlignedBuffer] = []
     buffers_lock = threading.Lock()
@@ -214,60 +223,9 @@ def read_backup(
                 buffers.append(buf)
         return buf
 
-    def report(exc: CorruptObject) -> None:
-        if on_error is None:
-            raise exc
-        on_error(exc)
-
     def fetch(group: _Group) -> int:
         cancel.check()
-        first = group.blobs[0]
-        try:
-            data = store.read_pack_range_view(group.pack_id, group.start,
-                                              group.end - group.start, buffer())
-        except (CorruptObject, ObjectNotFound) as exc:
-            where0 = f"volume offset {first.chunk_nos[0] * cs}, pack {group.pack_id}"
-            err = CorruptObject(f"chunk {first.chunk_id.hex()} ({where0}): {exc}")
-            if on_error is None:
-                raise err from None
-            for b in group.blobs:
-                on_error(
-                    CorruptObject(
-                        f"chunk {b.chunk_id.hex()} (volume offset {b.chunk_nos[0] * cs}, "
-                        f"pack {group.pack_id}): pack unreadable: {exc}"
-                    )
-                )
-            return sum(len(b.chunk_nos) for b in group.blobs) * cs
-        done = 0
-        for b in group.blobs:
-            rel = b.offset - group.start
-            view = data[rel : rel + b.length]
-            try:
-                try:
-                    blob = store.codec.decode(b.chunk_id, view)
-                except CorruptObject:
-                    # Errors are rare: only now pay for the message's context.
-                    store.codec.decode(b.chunk_id, view, where=_where(b, group, cs))
-                    raise
-                plain = blob.plaintext
-                if blob.blob_type != fmt.BLOB_TYPE_DATA:
-                    raise CorruptObject(
-                        f"chunk {b.chunk_id.hex()} ({_where(b, group, cs)}): not a data blob"
-                    )
-                if len(plain) != cs or (b.chunk_nos[-1] == last_no and last_len != cs):
-                    for no in b.chunk_nos:
-                        want_len = last_len if no == last_no else cs
-                        if len(plain) != want_len:
-                            raise CorruptObject(
-                                f"chunk {b.chunk_id.hex()} (volume offset {no * cs}): "
-                                f"{len(plain)} bytes, expected {want_len}"
-                            )
-            except CorruptObject as exc:
-                report(exc)
-                continue
-            sink(plain, b.chunk_nos)
-            done += len(b.chunk_nos) * cs
-        return done
+        return decode_group(store, store.codec, group, geometry, buffer(), sink, on_error)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vbs-read") as pool:
         try:
@@ -281,24 +239,116 @@ def read_backup(
                 buf.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """What checking a chunk's length needs: the chunk size and the last chunk."""
+
+    chunk_size: int
+    last_no: int
+    last_len: int
+
+    @classmethod
+    def of(cls, root: ManifestRoot) -> Geometry:
+        cs = root.chunk_size
+        last_no = root.chunk_count - 1
+        last_len = root.volume_size - last_no * cs if root.chunk_count else 0
+        return cls(cs, last_no, last_len)
+
+
+class PackRangeReader(Protocol):
+    """Where a group's bytes come from: a ProjectStore, or a worker process's
+    :class:`~vbs.repository.repo.PackRanges`."""
+
+    def read_pack_range_view(self, pack_hex: str, start: int, length: int,
+                             buf: AlignedBuffer) -> memoryview: ...
+
+
+def decode_group(
+    packs: PackRangeReader,
+    codec: BlobCodec,
+    group: _Group,
+    geometry: Geometry,
+    buf: AlignedBuffer,
+    sink: ChunkSink,
+    on_error: Callable[[VbsError], None] | None = None,
+) -> int:
+    """Read one group's range, check and decode each blob, hand it to ``sink``.
+
+    Returns the volume bytes the group covers. Without ``on_error`` the first
+    bad blob raises (restore); with it every bad blob is reported and skipped
+    (verify). Shared by the pool threads of :func:`read_backup` and the worker
+    processes of :mod:`vbs.engine.restore_procs`.
+    """
+    cs, last_no, last_len = geometry.chunk_size, geometry.last_no, geometry.last_len
+    first = group.blobs[0]
+    try:
+        data = packs.read_pack_range_view(group.pack_id, group.start,
+                                          group.end - group.start, buf)
+    except (CorruptObject, ObjectNotFound) as exc:
+        where0 = f"volume offset {first.chunk_nos[0] * cs}, pack {group.pack_id}"
+        err = CorruptObject(f"chunk {first.chunk_id.hex()} ({where0}): {exc}")
+        if on_error is None:
+            raise err from None
+        for b in group.blobs:
+            on_error(
+                CorruptObject(
+                    f"chunk {b.chunk_id.hex()} (volume offset {b.chunk_nos[0] * cs}, "
+                    f"pack {group.pack_id}): pack unreadable: {exc}"
+                )
+            )
+        return sum(len(b.chunk_nos) for b in group.blobs) * cs
+    done = 0
+    for b in group.blobs:
+        rel = b.offset - group.start
+        view = data[rel : rel + b.length]
+        try:
+            try:
+                blob = codec.decode(b.chunk_id, view)
+            except CorruptObject:
+                # Errors are rare: only now pay for the message's context.
+                codec.decode(b.chunk_id, view, where=_where(b, group, cs))
+                raise
+            plain = blob.plaintext
+            if blob.blob_type != fmt.BLOB_TYPE_DATA:
+                raise CorruptObject(
+                    f"chunk {b.chunk_id.hex()} ({_where(b, group, cs)}): not a data blob"
+                )
+            if len(plain) != cs or (b.chunk_nos[-1] == last_no and last_len != cs):
+                for no in b.chunk_nos:
+                    want_len = last_len if no == last_no else cs
+                    if len(plain) != want_len:
+                        raise CorruptObject(
+                            f"chunk {b.chunk_id.hex()} (volume offset {no * cs}): "
+                            f"{len(plain)} bytes, expected {want_len}"
+                        )
+        except CorruptObject as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
+        sink(plain, b.chunk_nos)
+        done += len(b.chunk_nos) * cs
+    return done
+
+
 def _where(b: _Blob, group: _Group, cs: int) -> str:
     return f"volume offset {b.chunk_nos[0] * cs}, pack {group.pack_id}"
 
 
-def _drive(
+def plan_groups(
     store: ProjectStore,
     root: ManifestRoot,
     index: ChunkIndex,
-    pool: ThreadPoolExecutor,
-    fetch: Callable[[_Group], int],
-    zero_sink: ZeroSink | None,
-    cancel: CancelToken,
-    progress: Callable[[int], None] | None,
-    workers: int,
-    on_error: Callable[[VbsError], None] | None,
-) -> None:
+    *,
+    zero_sink: ZeroSink | None = None,
+    on_error: Callable[[VbsError], None] | None = None,
+) -> Iterator[_Group]:
+    """The range reads of a whole backup, window by window, in volume order.
+
+    Zero runs go to ``zero_sink`` as they are found (merged across windows);
+    a chunk in no index raises ChunkMissing, or goes to ``on_error``.
+    """
     cs = root.chunk_size
-    pending: set[Future[int]] = set()
     pages = _iter_pages(store, root, index)
     exhausted = False
     zero_start = zero_end = -1  # the zero run still open at a window's end
@@ -330,17 +380,33 @@ def _drive(
                 if zero_start >= 0:
                     zero_sink(zero_start, zero_end - zero_start)
                 zero_start, zero_end = start, start + count
-        for group in groups:
-            cancel.check()
-            while len(pending) >= workers * 2:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    n = f.result()
-                    if progress:
-                        progress(n)
-            pending.add(pool.submit(fetch, group))
+        yield from groups
     if zero_start >= 0 and zero_sink is not None:
         zero_sink(zero_start, zero_end - zero_start)
+
+
+def _drive(
+    store: ProjectStore,
+    root: ManifestRoot,
+    index: ChunkIndex,
+    pool: ThreadPoolExecutor,
+    fetch: Callable[[_Group], int],
+    zero_sink: ZeroSink | None,
+    cancel: CancelToken,
+    progress: Callable[[int], None] | None,
+    workers: int,
+    on_error: Callable[[VbsError], None] | None,
+) -> None:
+    pending: set[Future[int]] = set()
+    for group in plan_groups(store, root, index, zero_sink=zero_sink, on_error=on_error):
+        cancel.check()
+        while len(pending) >= workers * 2:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                n = f.result()
+                if progress:
+                    progress(n)
+        pending.add(pool.submit(fetch, group))
     for f in pending:
         n = f.result()
         if progress:

@@ -30,7 +30,8 @@ from vbs.repository.repo import ProjectStore
 
 from .common import CancelToken, ProgressFn
 from .memory import keep_freed_memory
-from .reader import read_backup
+from .reader import Geometry, plan_groups, read_backup
+from .restore_procs import StartMethod, restore_on_processes
 
 __all__ = ["RestoreStats", "restore"]
 
@@ -75,6 +76,8 @@ def restore(
     cancel: CancelToken | None = None,
     index: ChunkIndex | None = None,
     workers: int = 4,
+    processes: int = 1,
+    start_method: StartMethod = "forkserver",
 ) -> RestoreStats:
     """Restore backup ``backup_id`` into ``target``.
 
@@ -88,6 +91,11 @@ def restore(
     ``workers`` is more than the core count on purpose: direct writes block
     their thread until the device has the data, and the other threads keep
     decrypting and decompressing meanwhile.
+
+    With ``processes`` > 1 and a repository other processes can read (a
+    local directory), chunks are decoded and written by that many worker
+    processes started with ``start_method`` instead of ``workers`` threads
+    (:mod:`vbs.engine.restore_procs` says why, and when ``fork`` is safe).
     """
     t0 = time.monotonic()
     keep_freed_memory()
@@ -130,16 +138,30 @@ def restore(
                 progress(min(done[0], root.volume_size), root.volume_size)
 
         try:
-            read_backup(
-                store,
-                root,
-                index,
-                sink,
-                zero_sink=zero_sink,
-                cancel=cancel,
-                progress=on_progress,
-                workers=workers,
-            )
+            if processes > 1 and store.packs.shareable and os.path.exists(f"/proc/self/fd/{fd}"):
+                res = restore_on_processes(
+                    plan_groups(store, root, index, zero_sink=zero_sink),
+                    packs=store.packs,
+                    codec=store.codec,
+                    fd=fd,
+                    geometry=Geometry.of(root),
+                    processes=processes,
+                    start_method=start_method,
+                    cancel=cancel or CancelToken(),
+                    progress=on_progress,
+                )
+                written[0], written[1] = res.bytes_written, res.chunks_written
+            else:
+                read_backup(
+                    store,
+                    root,
+                    index,
+                    sink,
+                    zero_sink=zero_sink,
+                    cancel=cancel,
+                    progress=on_progress,
+                    workers=workers,
+                )
             out.flush()
             os.fsync(fd)
         except OSError as exc:

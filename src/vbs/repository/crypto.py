@@ -111,8 +111,17 @@ class BlobCodec:
     def __init__(self, data_key: bytes, id_key: bytes, *, level: int = ZSTD_LEVEL) -> None:
         self._aead = AESGCM(data_key)
         self._hasher = chunk_hasher(id_key)
+        self._keys = (data_key, id_key)
         self._level = level
         self._local = threading.local()
+
+    def __reduce__(self) -> tuple[type[BlobCodec], tuple[bytes, bytes], dict[str, int]]:
+        """Pickled only to hand the codec to a restore worker process over a
+        local pipe (vbs.engine.restore_procs); the keys travel with it."""
+        return (BlobCodec, self._keys, {"_level": self._level})
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self._level = state["_level"]
 
     @property
     def level(self) -> int:

@@ -39,7 +39,7 @@ from vbs.repository.keys import (
 from vbs.repository.manifest import ManifestRoot
 from vbs.repository.unlock import RepoConfig, unlock
 
-__all__ = ["ProjectStore", "RepoConfig", "Repository"]
+__all__ = ["PackRanges", "ProjectStore", "RepoConfig", "Repository"]
 
 
 class Repository:
@@ -144,6 +144,47 @@ class Repository:
         return project_keys_plaintext(keys, project)
 
 
+class PackRanges:
+    """Reads ranges of one project's packs.
+
+    Split from :class:`ProjectStore` so that a restore worker process can get
+    just this (it pickles when the backend does: a local directory) and not
+    the repository's master key.
+    """
+
+    def __init__(self, backend: Backend, project: str) -> None:
+        self.backend = backend
+        self.project = project
+
+    @property
+    def shareable(self) -> bool:
+        """Whether another process can read through a copy of this reader:
+        only a local directory is opened afresh per read (a network client's
+        connections and credentials stay with its process)."""
+        return isinstance(self.backend, RangeViewBackend)
+
+    def read_pack_range(self, pack_hex: str, start: int, length: int) -> bytes:
+        data = self.backend.get(layout.pack_key(self.project, pack_hex), start, length)
+        if len(data) != length:
+            raise CorruptObject(
+                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
+            )
+        return data
+
+    def read_pack_range_view(self, pack_hex: str, start: int, length: int,
+                             buf: AlignedBuffer) -> memoryview:
+        """See :meth:`ProjectStore.read_pack_range_view`."""
+        if not isinstance(self.backend, RangeViewBackend):
+            return memoryview(self.read_pack_range(pack_hex, start, length))
+        data = self.backend.read_range_view(layout.pack_key(self.project, pack_hex), start,
+                                            length, buf)
+        if len(data) != length:
+            raise CorruptObject(
+                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
+            )
+        return data
+
+
 class ProjectStore:
     """One project's objects. Thread-safe; cheap to share."""
 
@@ -164,6 +205,7 @@ class ProjectStore:
         keys = open_project_keys(plaintext, project)
         self.sealer = Sealer(keys.data_key)
         self.codec = BlobCodec(keys.data_key, keys.id_key)
+        self.packs = PackRanges(self.backend, project)
         self.chunk_size = repo.config.chunk_size
         self.pack_target = repo.config.pack_target
 
@@ -182,27 +224,14 @@ class ProjectStore:
         writer.commit(layout.pack_key(self.project, pack_hex))
 
     def read_pack_range(self, pack_hex: str, start: int, length: int) -> bytes:
-        data = self.backend.get(layout.pack_key(self.project, pack_hex), start, length)
-        if len(data) != length:
-            raise CorruptObject(
-                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
-            )
-        return data
+        return self.packs.read_pack_range(pack_hex, start, length)
 
     def read_pack_range_view(self, pack_hex: str, start: int, length: int,
                              buf: AlignedBuffer) -> memoryview:
         """Like :meth:`read_pack_range`, into the caller's reusable buffer when
         the backend can (local: around the page cache); the view is valid until
         ``buf`` is used again."""
-        if not isinstance(self.backend, RangeViewBackend):
-            return memoryview(self.read_pack_range(pack_hex, start, length))
-        data = self.backend.read_range_view(layout.pack_key(self.project, pack_hex), start,
-                                            length, buf)
-        if len(data) != length:
-            raise CorruptObject(
-                f"pack {pack_hex}: short read at {start} ({len(data)} of {length} bytes)"
-            )
-        return data
+        return self.packs.read_pack_range_view(pack_hex, start, length, buf)
 
     def read_blob(self, chunk_id: bytes, loc: Location, *, where: str = "") -> bytes:
         try:

@@ -96,6 +96,9 @@ class BackupRuntime:
     repository: Repository
     driver: FileVolumeDriver
     engine_workers: int = 4  # as the engine's default: workers block on pack writes
+    restore_processes: int = 1
+    """Worker processes a restore decodes on (``jobs.restore_processes``), forked
+    from a fork server: this process runs other jobs on other threads."""
     policy_hook: PolicyHook | None = None
     """``after_policy_backup(session, *, project_id, policy_id, volume_id, vbs_job_id,
     succeeded, now, code, message)`` from the scheduler, set when policies run."""
@@ -411,12 +414,14 @@ def _restore(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             fd = rt.driver.open_volume(volume_id, os.O_WRONLY)
             try:
                 engine_restore(store, backup_id, fd, progress=ctx.progress, cancel=ctx.cancel,
-                               workers=rt.engine_workers)
+                               workers=rt.engine_workers, processes=rt.restore_processes,
+                               start_method="forkserver")
             finally:
                 os.close(fd)
         else:
             engine_restore(store, backup_id, target, progress=ctx.progress,
-                           cancel=ctx.cancel, workers=rt.engine_workers)
+                           cancel=ctx.cancel, workers=rt.engine_workers,
+                           processes=rt.restore_processes, start_method="forkserver")
     except Cancelled:
         raise
     except Exception as exc:
