@@ -95,7 +95,9 @@ class BackupRuntime:
     db: Database
     repository: Repository
     driver: FileVolumeDriver
-    engine_workers: int = 4  # as the engine's default: workers block on pack writes
+    engine_workers: int = 4  # restore threads, as the engine's default (S3 restores)
+    backup_workers: int | None = None
+    """Threads of one backup; None: the engine's default (cores + 1)."""
     restore_processes: int = 1
     """Worker processes a restore decodes on (``jobs.restore_processes``), forked
     from a fork server: this process runs other jobs on other threads."""
@@ -218,7 +220,7 @@ def _create(rt: BackupRuntime, ctx: JobContext) -> dict[str, str] | None:
             result = engine_backup(
                 store, path, backup_id=backup_id, name=name, source_id=volume_id,
                 parent_id=parent_id, meta={"volume_id": volume_id, RECORD_META: record},
-                progress=ctx.progress, cancel=ctx.cancel, workers=rt.engine_workers,
+                progress=ctx.progress, cancel=ctx.cancel, workers=rt.backup_workers,
                 changes=changes, guard=rt.guard, cold_source=cold,
             )
             stats = result.stats.as_dict()
