@@ -379,7 +379,7 @@ def backup(
     cancel: CancelToken | None = None,
     index: ChunkIndex | None = None,
     workers: int | None = None,
-    uploaders: int | None = None,
+    uploaders: int = 2,
     changes: ChangeSet | None = None,
     guard: GuardPolicy | None = None,
     source_name: str | None = None,
@@ -405,19 +405,17 @@ def backup(
 
     ``workers`` defaults to one more than the core count: a worker also
     writes its pack (direct I/O, blocking until the device has the bytes),
-    and the others keep hashing and compressing meanwhile. More threads than
-    that only hand the GIL around: on 2 cores, 4 workers and 2 uploaders took
-    a median 4.37 s and 7.18 CPU-s for the bench image, 3 and 1 took 3.98 s
-    and 6.61 CPU-s (4 alternating runs each). ``uploaders`` defaults to one
-    where packs stream to storage (its uploader only makes each pack durable
-    and indexes it), two where whole packs are sent (S3).
+    and the others keep hashing and compressing meanwhile; more threads than
+    that hand the GIL around. On 2 cores, two series of 4 alternating backups
+    of the bench image took a median 4.16 and 4.99 s (6.78 and 7.76 CPU-s)
+    with 3 workers, 4.37 and 5.42 s (7.18 and 8.03 CPU-s) with 4. Two
+    uploaders, so one pack's slow fsync (or PUT) does not stall the rest:
+    with one, a same-run comparison once waited 8 s on it.
     """
     t0 = time.monotonic()
     keep_freed_memory()
     if workers is None:
         workers = (os.cpu_count() or 1) + 1
-    if uploaders is None:
-        uploaders = 1 if store.streams_packs else 2
     backup_id = backup_id or uuid.uuid4().hex
     cancel = cancel or CancelToken()
     chunk_size = store.chunk_size

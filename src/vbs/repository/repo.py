@@ -213,11 +213,6 @@ class ProjectStore:
     def put_pack(self, pack_hex: str, data: bytes) -> None:
         self.backend.put(layout.pack_key(self.project, pack_hex), data)
 
-    @property
-    def streams_packs(self) -> bool:
-        """Whether new packs stream to storage as they fill (local directories)."""
-        return isinstance(self.backend, StreamingBackend)
-
     def open_pack_writer(self) -> ObjectWriter | None:
         """A streaming writer for a new pack when the backend has one (local
         directories), else None (packs are buffered and put whole)."""
