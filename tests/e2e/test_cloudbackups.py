@@ -63,6 +63,21 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         server.stop()
 
 
+def _has_forkserver_below(pid: int) -> bool:
+    """Whether a multiprocessing fork server runs among ``pid``'s descendants."""
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            if b"multiprocessing.forkserver" in Path(f"/proc/{p}/cmdline").read_bytes():
+                return True
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return False
+
+
 def _fill(path: Path, seed: int) -> str:
     """Write mixed content into a volume file in place; returns its sha256."""
     tmp = path.with_suffix(".gen")
@@ -103,6 +118,10 @@ def test_seed_request_backup_restore_delete(api: Api) -> None:
     job = api.wait_job(r.json()["job_id"])
     assert job["status"] == "SUCCESS" and job["job_type"] == "bksRestoreBackup", job
     assert file_sha256(api.volume_file(target["id"])) == digest
+    # A local repository restores on worker processes forked from a fork
+    # server (jobs.restore_processes, 2 on these machines); S3 on threads.
+    local = not api.backend_env.get("VBS_REPOSITORY__LOCATION", "").startswith("s3://")
+    assert _has_forkserver_below(api.server.process.pid) is (local and (os.cpu_count() or 1) > 1)
     # delete (documented POST form)
     r = api("POST", f"/v2/{{p}}/cloudbackups/{backup_id}")
     assert r.status_code == 200, r.text
