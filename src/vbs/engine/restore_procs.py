@@ -16,9 +16,11 @@ checks and decodes every blob (:func:`vbs.engine.reader.decode_group`) and
 writes the plaintext into the target through its own
 :class:`~vbs.direct_io.OffsetWriter`, which it reopens from the parent's
 descriptor (``/proc/<pid>/fd/<n>``: the same open file, never a path that
-may have been swapped). Workers get the pack reader and the blob codec (the
-project's data and id keys) through the pipe; never the master key or the
-index. The parent fsyncs the target after every worker has flushed.
+may have been swapped). Workers are sent the pack reader and the blob codec
+(the project's data and id keys), nothing else: a worker forked from the
+service's fork server holds no master key and no index; a worker forked by
+the command-line tool is a copy of that process, which holds them anyway.
+The parent fsyncs the target after every worker has flushed.
 
 Failures: a worker sends the first error it meets (a corrupt or missing
 chunk, a write error) and stops; the parent stops the others and raises it.
