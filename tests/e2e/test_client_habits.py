@@ -111,7 +111,16 @@ def _pty_run(args: list[str], env: dict[str, str], *, interrupt_after: str | Non
                 os.kill(pid, signal.SIGINT)
                 sent = True
     finally:
-        _, status = os.waitpid(pid, 0)
+        # Never wait forever on a command that did not exit: kill it, and let
+        # the caller's assertion on the exit code show what the screen said.
+        for _ in range(50):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
 

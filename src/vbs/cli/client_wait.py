@@ -13,8 +13,9 @@ created (the service sets it at enqueue), so the bar is sized from the start.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -88,18 +89,42 @@ def _bar(enabled: bool, job_id: str) -> Iterator[Update]:
         yield update
 
 
+@contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """Ctrl-C sets the returned event instead of raising where it lands.
+
+    Why: a KeyboardInterrupt raised inside the progress bar's code (while it
+    held its console lock) left the bar's refresh thread waiting on that lock
+    forever, and the command hung instead of exiting 130. The wait loop
+    checks the event between polls and raises there, outside the bar.
+    Off the main thread (no signal handlers there) nothing is installed.
+    """
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def wait_for_job(client: Client, job_id: str, args: argparse.Namespace) -> dict[str, Any]:
     """Poll ``job_id`` until SUCCESS (returned) or FAIL (:class:`JobFailed`)."""
     show = not (args.json or args.no_progress) and sys.stderr.isatty()
     interval = max(0.05, float(args.interval))
     try:
-        with _bar(show, job_id) as update:
-            while True:
-                job = client.job(job_id)
-                update(job)
-                if job.get("status") in FINISHED:
-                    break
-                time.sleep(interval)
+        with _interrupt_flag() as interrupted:
+            with _bar(show, job_id) as update:
+                while not interrupted.is_set():
+                    job = client.job(job_id)
+                    update(job)
+                    if job.get("status") in FINISHED:
+                        break
+                    interrupted.wait(interval)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         # The job runs on: say how to pick it up again (the caller exits 130).
         print(f"vbs: stopped waiting; job {job_id} keeps running. Resume with: "
