@@ -91,6 +91,9 @@ def _pty_run(args: list[str], env: dict[str, str], *, interrupt_after: str | Non
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(REPO_ROOT)
+        # as a terminal's foreground command: Ctrl-C not ignored, even when
+        # the test run itself was started in the background (SIG_IGN inherits)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, "-c", LAUNCHER, *args], env)
     screen = b""
     sent = False

@@ -97,10 +97,12 @@ def _interrupt_flag() -> Iterator[threading.Event]:
     held its console lock) left the bar's refresh thread waiting on that lock
     forever, and the command hung instead of exiting 130. The wait loop
     checks the event between polls and raises there, outside the bar.
-    Off the main thread (no signal handlers there) nothing is installed.
+    Off the main thread (no signal handlers there) nothing is installed, nor
+    where SIGINT is ignored (a shell's background job): it stays ignored.
     """
     flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield flag
         return
     previous = signal.signal(signal.SIGINT, lambda signum, frame: flag.set())
