@@ -93,12 +93,12 @@ def _bar(enabled: bool, job_id: str) -> Iterator[Update]:
 def _interrupt_flag() -> Iterator[threading.Event]:
     """Ctrl-C sets the returned event instead of raising where it lands.
 
-    Why: a KeyboardInterrupt raised inside the progress bar's code (while it
-    held its console lock) left the bar's refresh thread waiting on that lock
-    forever, and the command hung instead of exiting 130. The wait loop
-    checks the event between polls and raises there, outside the bar.
-    Off the main thread (no signal handlers there) nothing is installed, nor
-    where SIGINT is ignored (a shell's background job): it stays ignored.
+    Why: a KeyboardInterrupt may land anywhere, also inside the progress
+    bar's code while it holds its console lock, which its refresh thread
+    then waits on; the wait loop checks the event between polls and raises
+    there, after the bar has stopped. Off the main thread (no signal
+    handlers there) nothing is installed, nor where SIGINT is ignored (a
+    shell's background job): it stays ignored.
     """
     flag = threading.Event()
     if (threading.current_thread() is not threading.main_thread()
