@@ -113,14 +113,6 @@ def restore(
         written = [0, 0]
         wlock = threading.Lock()
         cs = root.chunk_size
-        out = OffsetWriter(fd, path)
-
-        def sink(plaintext: bytes, chunk_nos: list[int]) -> None:
-            for no in chunk_nos:
-                out.write(no * cs, plaintext)
-            with wlock:
-                written[0] += len(plaintext) * len(chunk_nos)
-                written[1] += len(chunk_nos)
 
         def zero_sink(first: int, count: int) -> None:
             if fresh:
@@ -152,22 +144,34 @@ def restore(
                 )
                 written[0], written[1] = res.bytes_written, res.chunks_written
             else:
-                read_backup(
-                    store,
-                    root,
-                    index,
-                    sink,
-                    zero_sink=zero_sink,
-                    cancel=cancel,
-                    progress=on_progress,
-                    workers=workers,
-                )
-            out.flush()
+                # Only the threads write through this process's own writer
+                # (workers open theirs): no idle direct descriptor otherwise.
+                out = OffsetWriter(fd, path)
+
+                def sink(plaintext: bytes, chunk_nos: list[int]) -> None:
+                    for no in chunk_nos:
+                        out.write(no * cs, plaintext)
+                    with wlock:
+                        written[0] += len(plaintext) * len(chunk_nos)
+                        written[1] += len(chunk_nos)
+
+                try:
+                    read_backup(
+                        store,
+                        root,
+                        index,
+                        sink,
+                        zero_sink=zero_sink,
+                        cancel=cancel,
+                        progress=on_progress,
+                        workers=workers,
+                    )
+                    out.flush()
+                finally:
+                    out.close()
             os.fsync(fd)
         except OSError as exc:
             raise TargetError(f"writing {path}: {exc.strerror}") from None
-        finally:
-            out.close()
         if progress is not None:
             progress(root.volume_size, root.volume_size)
         return RestoreStats(root.volume_size, written[0], written[1], time.monotonic() - t0)
