@@ -250,3 +250,22 @@ def test_round_trip_incremental_and_gc_on_s3(seaweedfs: object, tmp_path: Path) 
     assert file_sha256(tmp_path / "o2.img") == file_sha256(src)
     assert [f for f in verify_project(st) if f.kind.is_error] == []
     assert repo.config.chunk_size == CS
+
+
+def test_packs_are_cut_at_the_target_size(tmp_path: Path) -> None:
+    """Blobs go to packs a segment (64 chunks, 4 MiB) at a time, but a pack
+    still ends at the first blob that reaches the target (1 MiB here), not at
+    the end of the segment: GC frees whole packs and restore reads by pack."""
+    repo = Repository.init(LocalBackend(tmp_path / "repo"), passphrase="pw", kdf=FAST_KDF,
+                           pack_target=1 * MIB)
+    store = repo.project("p1")
+    src = _write(tmp_path / "v.img", 12 * MIB, [(0, os.urandom(12 * MIB))])
+    result = backup(store, src, workers=1)
+    root = tmp_path / "repo" / layout.packs_prefix("p1")
+    sizes = sorted(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert result.stats.packs_written == len(sizes) >= 12
+    blob = CS + 36  # random data: stored raw, plus header, nonce and tag
+    assert max(sizes) < 1 * MIB + blob + 16 * KIB  # one blob over, plus the pack header
+    out = tmp_path / "out.img"
+    restore(store, result.root.backup_id, out)
+    assert file_sha256(out) == file_sha256(src)

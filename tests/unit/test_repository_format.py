@@ -166,6 +166,72 @@ def test_pack_round_trip_and_index_file(chunks: list[bytes]) -> None:
     assert index.lookup(b"\x01" * 32) is None
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    chunks=st.lists(
+        st.tuples(st.binary(min_size=1, max_size=3000), st.booleans()), min_size=1, max_size=20
+    ),
+    before=st.integers(0, 3),
+)
+def test_blobs_encoded_many_at_once_decode_and_index_like_single_ones(
+    chunks: list[tuple[bytes, bool]], before: int
+) -> None:
+    """encode_many + add_many (the backup's per-segment path) make the same
+    pack entries, flags and plaintext as encode + add one by one, after blobs
+    added singly, and every nonce is fresh."""
+    codec, sealer = BlobCodec(KEY, ID_KEY), Sealer(KEY)
+    data = [c[:50] * 40 if compressible else c for c, compressible in chunks]
+    b = PackBuilder()
+    for i in range(before):
+        single = os.urandom(100 + i)
+        b.add(codec.chunk_id(single), fmt.BLOB_TYPE_DATA, len(single),
+              codec.encode(codec.chunk_id(single), fmt.BLOB_TYPE_DATA, single))
+    ids = [codec.chunk_id(d) for d in data]
+    blobs = codec.encode_many(ids, fmt.BLOB_TYPE_DATA, [memoryview(d) for d in data])
+    b.add_many(ids, fmt.BLOB_TYPE_DATA, blobs.buffer, blobs.spans)
+    pack_id, pack, entries = b.finish(sealer)
+    assert parse_pack(pack, sealer, pack_id) == entries
+    index = ChunkIndex()
+    for p, arr in parse_index_file(serialize_index_file([(pack_id, entries)]), "i"):
+        index.add_entries(p, arr)
+    index.merge()
+    nonces = set()
+    for cid, d in zip(ids, data, strict=True):
+        loc = index.lookup(cid)
+        assert loc is not None
+        blob = pack[loc.offset : loc.offset + loc.length]
+        single = codec.encode(cid, fmt.BLOB_TYPE_DATA, d)
+        assert blob[:fmt.BLOB_HEADER.size] == single[:fmt.BLOB_HEADER.size]  # same flags
+        assert len(blob) == len(single)
+        nonces.add(blob[fmt.BLOB_HEADER.size : fmt.BLOB_HEADER.size + fmt.NONCE_SIZE])
+        assert codec.decode(cid, blob).plaintext == d
+    assert len(nonces) == len(set(ids))
+
+
+def test_encode_many_stores_incompressible_chunks_raw() -> None:
+    codec = BlobCodec(KEY, ID_KEY)
+    raw, text = os.urandom(65536), b"log line 42 ok\n" * 4000
+    ids = [codec.chunk_id(raw), codec.chunk_id(text)]
+    blobs = codec.encode_many(ids, fmt.BLOB_TYPE_DATA, [raw, text])
+    (o1, n1, p1), (o2, n2, p2) = blobs.spans
+    assert blobs.buffer[o1 + 1] & fmt.BLOB_FLAG_COMPRESSED == 0
+    assert n1 == len(raw) + fmt.BLOB_OVERHEAD and p1 == len(raw)
+    assert blobs.buffer[o2 + 1] & fmt.BLOB_FLAG_COMPRESSED and n2 < len(text) and p2 == len(text)
+    assert o2 == n1 and len(blobs.buffer) == n1 + n2
+    assert codec.encode_many([], fmt.BLOB_TYPE_DATA, []).spans == []
+
+
+def test_pack_add_many_rejects_spans_that_do_not_tile_the_buffer() -> None:
+    codec = BlobCodec(KEY, ID_KEY)
+    data = [b"a" * 100, b"b" * 100]
+    ids = [codec.chunk_id(d) for d in data]
+    blobs = codec.encode_many(ids, fmt.BLOB_TYPE_DATA, data)
+    with pytest.raises(ValueError):
+        PackBuilder().add_many(ids[:1], fmt.BLOB_TYPE_DATA, blobs.buffer, blobs.spans[:1])
+    with pytest.raises(ValueError):
+        PackBuilder().add_many(ids[::-1], fmt.BLOB_TYPE_DATA, blobs.buffer, blobs.spans[::-1])
+
+
 def test_pack_with_damaged_trailer_is_rejected() -> None:
     b = PackBuilder()
     pack_id, data, _ = b.finish(Sealer(KEY))

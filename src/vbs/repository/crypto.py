@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import blake3
 import zstandard
@@ -28,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vbs.errors import CorruptObject
 from vbs.repository import format as fmt
 
-__all__ = ["BlobCodec", "DecodedBlob", "Sealer", "chunk_hasher"]
+__all__ = ["BlobCodec", "DecodedBlob", "EncodedBlobs", "Sealer", "chunk_hasher"]
 
 ZSTD_LEVEL = 1
 
@@ -99,6 +102,15 @@ class DecodedBlob:
         self.plaintext = plaintext
 
 
+@dataclass(frozen=True)
+class EncodedBlobs:
+    """Blobs back to back in ``buffer``; ``spans`` holds (offset, length,
+    plaintext length) of each, in the order of the chunks given."""
+
+    buffer: bytearray
+    spans: list[tuple[int, int, int]]
+
+
 class BlobCodec:
     """Encodes plaintext chunks into blobs and back, for one project.
 
@@ -164,6 +176,51 @@ class BlobCodec:
         blob[fmt.BLOB_HEADER.size : lead] = nonce
         self._aead.encrypt_into(nonce, body, header + chunk_id, memoryview(blob)[lead:])
         return blob
+
+    def encode_many(
+        self, chunk_ids: Sequence[bytes], blob_type: int, chunks: Sequence[memoryview | bytes]
+    ) -> EncodedBlobs:
+        """``encode`` for many chunks at once, the blobs back to back in one buffer.
+
+        Same blobs as ``encode`` would make one by one (same compression
+        rule, a fresh random nonce each), but one zstd call compresses them
+        all and one RNG call draws every nonce: each call into C hands the
+        GIL over, and a backup's worker threads spent a third of their time
+        waiting to get it back. Each blob is encrypted in place in the buffer.
+        """
+        k = len(chunks)
+        if k == 0:
+            return EncodedBlobs(bytearray(), [])
+        comps = self._cctx().multi_compress_to_buffer(list(chunks), threads=1)
+        nonces = os.urandom(fmt.NONCE_SIZE * k)
+        bodies: list[tuple[Any, int, int]] = []
+        total = k * fmt.BLOB_OVERHEAD
+        for i, chunk in enumerate(chunks):
+            n = len(chunk)
+            comp = comps[i]
+            if len(comp) <= n - (n >> 5):
+                bodies.append((comp, fmt.BLOB_FLAG_COMPRESSED, n))
+                total += len(comp)
+            else:
+                bodies.append((chunk, 0, n))
+                total += n
+        hs = fmt.BLOB_HEADER.size
+        lead = hs + fmt.NONCE_SIZE
+        out = bytearray(total)
+        view = memoryview(out)
+        spans: list[tuple[int, int, int]] = []
+        pos = 0
+        for i, (body, flags, n) in enumerate(bodies):
+            header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
+            nonce = nonces[i * fmt.NONCE_SIZE : (i + 1) * fmt.NONCE_SIZE]
+            length = lead + len(body) + fmt.TAG_SIZE
+            view[pos : pos + hs] = header
+            view[pos + hs : pos + lead] = nonce
+            self._aead.encrypt_into(nonce, body, header + chunk_ids[i],
+                                    view[pos + lead : pos + length])
+            spans.append((pos, length, n))
+            pos += length
+        return EncodedBlobs(out, spans)
 
     def decode(self, chunk_id: bytes, blob: bytes | memoryview, *, where: str = "") -> DecodedBlob:
         """Raises CorruptObject with ``where`` (pack/offset/volume offset) in the message.

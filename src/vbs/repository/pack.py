@@ -9,6 +9,8 @@ BLAKE3 of the whole pack, in hex; it names the object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import blake3
 
 from vbs.errors import CorruptObject
@@ -34,7 +36,7 @@ class PackBuilder:
 
     def __init__(self, writer: ObjectWriter | None = None) -> None:
         self._writer = writer
-        self._parts: list[bytes | bytearray] = []
+        self._parts: list[bytes | bytearray | memoryview] = []
         self._entries = bytearray()
         self._hasher = blake3.blake3(max_threads=1)
         self.size = 0
@@ -47,7 +49,7 @@ class PackBuilder:
     def writer(self) -> ObjectWriter | None:
         return self._writer
 
-    def _emit(self, data: bytes | bytearray) -> None:
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
         self._hasher.update(data)
         if self._writer is not None:
             self._writer.write(data)
@@ -64,6 +66,29 @@ class PackBuilder:
         )
         self._emit(blob)
         return offset
+
+    def add_many(
+        self,
+        chunk_ids: Sequence[bytes],
+        blob_type: int,
+        buffer: bytes | bytearray | memoryview,
+        spans: Sequence[tuple[int, int, int]],
+    ) -> None:
+        """Append blobs laid out back to back in ``buffer`` (BlobCodec.encode_many):
+        one hash update and one write for all of them; ``spans`` gives each
+        blob's (offset in buffer, length, plaintext length)."""
+        base = self.size
+        expect = 0
+        for cid, (off, length, plain) in zip(chunk_ids, spans, strict=True):
+            if off != expect:
+                raise ValueError("blobs must be contiguous and in order")
+            self._entries += fmt.PACK_ENTRY.pack(
+                cid, blob_type, buffer[off + 1], 0, base + off, length, plain
+            )
+            expect = off + length
+        if expect != len(buffer):
+            raise ValueError("spans do not cover the buffer")
+        self._emit(buffer)
 
     def finish(self, sealer: Sealer) -> tuple[str, bytes | None, bytes]:
         """Seal the header; returns (pack id hex, pack bytes or None when
