@@ -157,24 +157,32 @@ class BlobCodec:
         h.update(plaintext)
         return h.digest()
 
+    @staticmethod
+    def _body(plaintext: Any, comp: Any) -> tuple[Any, int]:
+        """The stored body and its flags: the compressed form only when it
+        saves at least 1/32 of the size, else the plaintext, raw."""
+        n = len(plaintext)
+        if len(comp) <= n - (n >> 5):
+            return comp, fmt.BLOB_FLAG_COMPRESSED
+        return plaintext, 0
+
+    def _seal_into(self, out: memoryview, chunk_id: bytes, blob_type: int, flags: int,
+                   plain_len: int, body: Any, nonce: bytes) -> None:
+        """Header, nonce and ciphertext of one blob into ``out`` (exactly its
+        length): encrypted in place, no concatenation copy."""
+        hs = fmt.BLOB_HEADER.size
+        header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, plain_len)
+        out[:hs] = header
+        out[hs : hs + fmt.NONCE_SIZE] = nonce
+        self._aead.encrypt_into(nonce, body, header + chunk_id, out[hs + fmt.NONCE_SIZE :])
+
     def encode(
         self, chunk_id: bytes, blob_type: int, plaintext: bytes | memoryview
     ) -> bytearray:
-        n = len(plaintext)
-        comp = self._cctx().compress(plaintext)
-        body: bytes | memoryview
-        if len(comp) <= n - (n >> 5):
-            body, flags = comp, fmt.BLOB_FLAG_COMPRESSED
-        else:
-            body, flags = plaintext, 0
-        header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
-        nonce = os.urandom(fmt.NONCE_SIZE)
-        # One buffer, ciphertext encrypted into place: no concatenation copy.
-        lead = fmt.BLOB_HEADER.size + fmt.NONCE_SIZE
-        blob = bytearray(lead + len(body) + fmt.TAG_SIZE)
-        blob[: fmt.BLOB_HEADER.size] = header
-        blob[fmt.BLOB_HEADER.size : lead] = nonce
-        self._aead.encrypt_into(nonce, body, header + chunk_id, memoryview(blob)[lead:])
+        body, flags = self._body(plaintext, self._cctx().compress(plaintext))
+        blob = bytearray(len(body) + fmt.BLOB_OVERHEAD)
+        self._seal_into(memoryview(blob), chunk_id, blob_type, flags, len(plaintext), body,
+                        os.urandom(fmt.NONCE_SIZE))
         return blob
 
     def encode_many(
@@ -193,31 +201,16 @@ class BlobCodec:
             return EncodedBlobs(bytearray(), [])
         comps = self._cctx().multi_compress_to_buffer(list(chunks), threads=1)
         nonces = os.urandom(fmt.NONCE_SIZE * k)
-        bodies: list[tuple[Any, int, int]] = []
-        total = k * fmt.BLOB_OVERHEAD
-        for i, chunk in enumerate(chunks):
-            n = len(chunk)
-            comp = comps[i]
-            if len(comp) <= n - (n >> 5):
-                bodies.append((comp, fmt.BLOB_FLAG_COMPRESSED, n))
-                total += len(comp)
-            else:
-                bodies.append((chunk, 0, n))
-                total += n
-        hs = fmt.BLOB_HEADER.size
-        lead = hs + fmt.NONCE_SIZE
-        out = bytearray(total)
+        bodies = [self._body(chunk, comps[i]) for i, chunk in enumerate(chunks)]
+        out = bytearray(sum(len(body) for body, _ in bodies) + k * fmt.BLOB_OVERHEAD)
         view = memoryview(out)
         spans: list[tuple[int, int, int]] = []
         pos = 0
-        for i, (body, flags, n) in enumerate(bodies):
-            header = fmt.BLOB_HEADER.pack(blob_type, flags, 0, n)
-            nonce = nonces[i * fmt.NONCE_SIZE : (i + 1) * fmt.NONCE_SIZE]
-            length = lead + len(body) + fmt.TAG_SIZE
-            view[pos : pos + hs] = header
-            view[pos + hs : pos + lead] = nonce
-            self._aead.encrypt_into(nonce, body, header + chunk_ids[i],
-                                    view[pos + lead : pos + length])
+        for i, (body, flags) in enumerate(bodies):
+            n = len(chunks[i])
+            length = len(body) + fmt.BLOB_OVERHEAD
+            self._seal_into(view[pos : pos + length], chunk_ids[i], blob_type, flags, n, body,
+                            nonces[i * fmt.NONCE_SIZE : (i + 1) * fmt.NONCE_SIZE])
             spans.append((pos, length, n))
             pos += length
         return EncodedBlobs(out, spans)
